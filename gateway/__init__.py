@@ -1,0 +1,1 @@
+"""gateway — the program: CLI (`leakguard …`), configuration, supervision."""

@@ -1,0 +1,111 @@
+"""Detectors the policy declares: keyword dictionaries and custom regexes.
+
+Both run on the normalised text (full-width folded, escapes decoded), so
+a keyword written in full-width or HTML entities is still found.
+Keywords use one Aho-Corasick automaton (pyahocorasick) however many words;
+a regex may name a validator that confirms or drops each match.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import import_module
+
+import ahocorasick
+
+from rules import checks, masking
+from rules.detectors import Candidate
+
+# Validators a policy may name for a custom regex (the match, separators removed).
+VALIDATORS: dict[str, Callable[[str], bool]] = {
+    "luhn": lambda v: v.isdigit() and checks.luhn_ok(v),
+    "gb11643": lambda v: checks.resident_id_problem(v.upper()) is None,
+    "gb32100": lambda v: checks.uscc_problem(v.upper()) is None,
+    "cn_mobile": checks.mobile_ok,
+}
+
+
+def resolve_validator(name: str) -> Callable[[str], bool]:
+    """A built-in validator, or `stdnum:<module>` for any python-stdnum format."""
+    if name in VALIDATORS:
+        return VALIDATORS[name]
+    if name.startswith("stdnum:"):
+        module = import_module("stdnum." + name.removeprefix("stdnum:"))
+        return module.is_valid
+    known = ", ".join([*VALIDATORS, "stdnum:<module>"])
+    raise ValueError(f"unknown validator {name!r} (known: {known})")
+
+
+class CustomDetector:
+    """Interface: `id`, `mask(value)`, `find(text) -> [(start, end, Candidate)]`."""
+
+    id: str
+
+    def mask(self, value: str) -> str:
+        return masking.mask_word(value)
+
+    def find(self, text: str) -> list[tuple[int, int, Candidate]]:
+        raise NotImplementedError
+
+
+@dataclass
+class KeywordDetector(CustomDetector):
+    id: str
+    words: tuple[str, ...]
+    score: float = 0.8
+    case_sensitive: bool = False
+    _automaton: ahocorasick.Automaton = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.words:
+            raise ValueError(f"keyword detector {self.id!r} has no words")
+        self._automaton = ahocorasick.Automaton()
+        for word in self.words:
+            key = word if self.case_sensitive else word.lower()
+            self._automaton.add_word(key, len(key))
+        self._automaton.make_automaton()
+
+    def find(self, text: str) -> list[tuple[int, int, Candidate]]:
+        haystack = text if self.case_sensitive else text.lower()
+        out = []
+        for end, length in self._automaton.iter(haystack):
+            start = end + 1 - length
+            value = haystack[start : end + 1]
+            out.append((start, end + 1, Candidate(self.id, value, self.score, self.score,
+                                                  ("keyword",))))
+        return out
+
+
+@dataclass
+class RegexDetector(CustomDetector):
+    id: str
+    pattern: str
+    score: float = 0.8
+    validator: str | None = None
+    keep_head: int = 2
+    keep_tail: int = 2
+    _regex: re.Pattern[str] = field(init=False, repr=False)
+    _validate: Callable[[str], bool] | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            self._regex = re.compile(self.pattern)
+        except re.error as err:
+            raise ValueError(f"detector {self.id!r}: invalid regex: {err}") from None
+        self._validate = resolve_validator(self.validator) if self.validator else None
+
+    def mask(self, value: str) -> str:
+        return masking.keep_ends(value, self.keep_head, self.keep_tail)
+
+    def find(self, text: str) -> list[tuple[int, int, Candidate]]:
+        out = []
+        why = ("custom pattern", f"validator {self.validator}") if self.validator else (
+            "custom pattern",)
+        for m in self._regex.finditer(text):
+            value = re.sub(r"[\s\-.·/]", "", m.group())
+            if not value or (self._validate and not self._validate(value)):
+                continue
+            out.append((m.start(), m.end(), Candidate(self.id, value, self.score, self.score, why)))
+        return out

@@ -1,0 +1,311 @@
+"""The scan engine: text in, `Finding`s out, the same whichever door the text came through.
+
+For one text:
+1. one multi-pattern pass (hyperscan, or `re` as a fallback) finds where
+   candidate values may end and whether any disguise needs undoing;
+2. only if so, the normalisation layers rewrite the text (keeping a map back)
+   and the pass runs again on the result;
+3. tokens are cut around each trigger and judged by the detectors; a context
+   word near a value raises its score; overlapping candidates keep the best;
+4. base64 runs are decoded and scanned recursively;
+5. findings are mapped back to offsets of the original text, masked, hashed.
+
+Nothing here keeps a raw value beyond the call: a `Finding` holds the masked
+form and a keyed hash only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rules import tokens, triggers
+from rules.custom import CustomDetector
+from rules.detectors import DEFAULT_MIN_SCORE, DETECTORS, PRIORITY, Candidate
+from rules.findings import Finding, Part, Problem
+from rules.masking import value_hash
+from rules.normalize import CHARACTER_LAYERS, DECODING_LAYERS, MapChain, Normalised, normalise
+
+CONTEXT_BEFORE = 64  # bytes before a value searched for context words (~20 CJK characters)
+CONTEXT_AFTER = 32
+BASE64_MIN_RUN = 16
+MAX_BASE64_DEPTH = 2
+
+_NUM, _ALNUM, _EMAIL = 1, 2, 3
+_LAYER_IDS = 100
+# A base64 run, also wrapped in lines as MIME bodies are, with its padding.
+_BASE64_RUN = rb"[A-Za-z0-9+/]+(?:\r?\n[A-Za-z0-9+/]+)*=*"  # trigger ids from here on mean "normalisation needed"
+
+
+def _trigger_set() -> list[triggers.Trigger]:
+    found = [
+        triggers.Trigger(_NUM, tokens.NUM_TRIGGER),
+        triggers.Trigger(_ALNUM, tokens.ALNUM_TRIGGER),
+        triggers.Trigger(_EMAIL, tokens.EMAIL_TRIGGER),
+    ]
+    for i, layer in enumerate(DECODING_LAYERS + CHARACTER_LAYERS):
+        found.append(triggers.Trigger(_LAYER_IDS + i, layer.pattern.pattern.encode(), utf8=True))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """A judged candidate at a character span of the scanned text."""
+
+    start: int
+    end: int
+    candidate: Candidate
+    score: float
+    why: tuple[str, ...]
+
+
+class Engine:
+    """Finds sensitive values in text; thread-compatible (one scratch per engine)."""
+
+    def __init__(
+        self,
+        *,
+        hash_key: bytes,
+        detectors: Iterable[str] | None = None,
+        custom: Sequence[CustomDetector] = (),
+        min_score: float = DEFAULT_MIN_SCORE,
+        backend: str = "auto",
+    ) -> None:
+        enabled = set(DETECTORS if detectors is None else detectors)
+        unknown = enabled - set(DETECTORS)
+        if unknown:
+            raise ValueError(f"unknown detector ids: {', '.join(sorted(unknown))}")
+        self.enabled = frozenset(enabled)
+        self.custom = tuple(custom)
+        self.min_score = min_score
+        self._key = hash_key
+        self._triggers = triggers.build(_trigger_set(), backend)
+        self._base64 = triggers.RunFinder(
+            rb"[A-Za-z0-9+/]", BASE64_MIN_RUN, _BASE64_RUN, backend
+        )
+        self.backend = self._triggers.name
+        self._masks = {d.id: d.mask for d in DETECTORS.values()}
+        self._masks.update({c.id: c.mask for c in self.custom})
+        self._context = {
+            d.id: tuple(w.lower().encode() for w in d.context_words) for d in DETECTORS.values()
+        }
+
+    # -- public API ---------------------------------------------------------
+
+    def scan_text(self, text: str, location: str = "") -> list[Finding]:
+        return self.scan_part(Part(location, text))
+
+    def scan_part(self, part: Part) -> list[Finding]:
+        raws = self._scan(part.text, depth=0)
+        offsets = [s.offset for s in part.segments]
+        findings = []
+        for raw in raws:
+            location = part.location
+            if offsets:
+                i = bisect_right(offsets, raw.start) - 1
+                if i >= 0:
+                    location = part.segments[i].location
+            findings.append(self._finding(raw, location))
+        return findings
+
+    def scan_parts(self, items: Iterable[Part | Problem]) -> list[Finding]:
+        out: list[Finding] = []
+        for item in items:
+            if isinstance(item, Problem):
+                out.append(item.to_finding())
+            else:
+                out.extend(self.scan_part(item))
+        return out
+
+    # -- the pipeline -------------------------------------------------------
+
+    def _scan(self, text: str, depth: int) -> list[_Raw]:
+        data = text.encode("utf-8", "replace")
+        ends = self._triggers.ends(data)
+        if any(tid >= _LAYER_IDS for tid, _ in ends):
+            norm = normalise(text)
+            data = norm.text.encode("utf-8", "replace")
+            ends = self._triggers.ends(data)
+        else:
+            norm = Normalised(text, MapChain(), ())
+        byte_hits = self._token_hits(data, ends)
+        byte_hits.extend(self._base64_hits(data, depth))
+        raws = self._to_chars(data, norm, byte_hits)
+        for detector in self.custom:
+            for start, end, cand in detector.find(norm.text):
+                start, end = norm.back.span(start, end)
+                raws.append(_Raw(start, end, cand, cand.score, cand.why))
+        return _resolve(raws)
+
+    def _token_hits(self, data: bytes, ends: list[tuple[int, int]]) -> list[tuple[int, int, _Raw]]:
+        """(byte start, byte end, judged) for every token around a trigger."""
+        seen: set[tuple[int, int, int]] = set()
+        out = []
+        for tid, end in sorted(ends, key=lambda e: e[1]):
+            if tid == _NUM:
+                kind, charset, cut = _NUM, tokens.NUM_CLASS, tokens.numeric_hits
+            elif tid == _ALNUM:
+                kind, charset, cut = _ALNUM, tokens.ALNUM_CLASS, tokens.alnum_hits
+            elif tid == _EMAIL:
+                kind, charset, cut = _EMAIL, tokens.EMAIL_CLASS, tokens.email_hits
+            else:
+                continue
+            start, stop = tokens.run_around(data, end - 1, charset)
+            if (kind, start, stop) in seen:
+                continue
+            seen.add((kind, start, stop))
+            for hit in cut(data, start, stop):
+                judged = self._judge(data, hit.start, hit.end, hit.candidate)
+                if judged is not None:
+                    out.append((hit.start, hit.end, judged))
+        return out
+
+    def _judge(self, data: bytes, start: int, end: int, cand: Candidate) -> _Raw | None:
+        if cand.detector not in self.enabled:
+            return None
+        score, why = cand.score, cand.why
+        if cand.score_in_context > score:
+            word = self._context_word(data, start, end, cand.detector)
+            if word is not None:
+                score = cand.score_in_context
+                why = (*why, f"context word {word!r}")
+        if score < self.min_score or score <= 0:
+            return None
+        return _Raw(start, end, cand, score, why)
+
+    def _context_word(self, data: bytes, start: int, end: int, detector: str) -> str | None:
+        window = data[max(0, start - CONTEXT_BEFORE) : start].lower()
+        after = data[end : end + CONTEXT_AFTER].lower()
+        for word in self._context[detector]:
+            if word in window or word in after:
+                return word.decode()
+        return None
+
+    def _base64_hits(self, data: bytes, depth: int) -> list[tuple[int, int, _Raw]]:
+        if depth >= MAX_BASE64_DEPTH:
+            return []
+        out = []
+        for run_start, run_end in self._base64.runs(data):
+            run = _Base64Run(data, run_start, run_end)
+            decoded = run.text()
+            if decoded is None:
+                continue
+            char_to_byte = _CharToByte(decoded)
+            for raw in self._scan(decoded, depth + 1):
+                start, end = run.span(char_to_byte(raw.start), char_to_byte(raw.end))
+                why = (*raw.why, "inside base64")
+                out.append((start, end, _Raw(start, end, raw.candidate, raw.score, why)))
+        return out
+
+    def _to_chars(
+        self, data: bytes, norm: Normalised, hits: list[tuple[int, int, _Raw]]
+    ) -> list[_Raw]:
+        """Byte spans of the normalised text → character spans of the original."""
+        if not hits:
+            return []
+        to_char = _byte_to_char(data, {p for b_start, b_end, _ in hits for p in (b_start, b_end)})
+        out = []
+        for b_start, b_end, raw in hits:
+            start, end = norm.back.span(to_char[b_start], to_char[b_end])
+            why = (*raw.why, *norm.applied) if norm.applied else raw.why
+            out.append(_Raw(start, end, raw.candidate, raw.score, why))
+        return out
+
+    def _finding(self, raw: _Raw, location: str) -> Finding:
+        cand = raw.candidate
+        return Finding(
+            detector=cand.detector,
+            score=raw.score,
+            location=location,
+            start=raw.start,
+            end=raw.end,
+            masked=self._masks[cand.detector](cand.value),
+            value_hash=value_hash(self._key, cand.detector, cand.value),
+            why=raw.why,
+        )
+
+
+def _resolve(raws: list[_Raw]) -> list[_Raw]:
+    """Overlapping candidates: keep the highest score, then the longer span, then priority."""
+    rank = {d: i for i, d in enumerate(PRIORITY)}
+    ordered = sorted(
+        raws, key=lambda r: (-r.score, -(r.end - r.start), rank.get(r.candidate.detector, 99))
+    )
+    kept: list[_Raw] = []
+    for raw in ordered:
+        if all(raw.end <= k.start or raw.start >= k.end for k in kept):
+            kept.append(raw)
+    kept.sort(key=lambda r: (r.start, r.end))
+    return kept
+
+
+class _Base64Run:
+    """A base64 run (possibly wrapped in lines) and the way back from decoded bytes."""
+
+    def __init__(self, data: bytes, start: int, end: int) -> None:
+        self.start, self.end = start, end
+        lines = data[start:end].split(b"\n")
+        self._line_starts = []  # offset in the joined run → offset in data
+        self._joined_starts = []
+        pos, joined = start, 0
+        for line in lines:
+            line = line.rstrip(b"\r")
+            self._line_starts.append(pos)
+            self._joined_starts.append(joined)
+            joined += len(line)
+            pos += len(line) + 1
+            if data[pos - 1 : pos] == b"\r":
+                pos += 1
+        self._joined = b"".join(line.rstrip(b"\r") for line in lines).rstrip(b"=")
+
+    def text(self) -> str | None:
+        """The decoded text if the run looks like encoded text, else None."""
+        run = self._joined
+        if not (any(65 <= c <= 90 for c in run) and any(97 <= c <= 122 for c in run)):
+            return None
+        usable = len(run) - (len(run) % 4 if len(run) % 4 == 1 else 0)
+        chunk = run[:usable] + b"=" * (-usable % 4)
+        try:
+            raw = base64.b64decode(chunk, validate=True)
+        except binascii.Error:
+            return None
+        text = raw.decode("utf-8", "replace")
+        # Random letters decode to invalid UTF-8 and control bytes; encoded text does not.
+        bad = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\r\n"))
+        return text if bad <= len(text) // 20 else None
+
+    def span(self, byte_start: int, byte_end: int) -> tuple[int, int]:
+        """Decoded byte span → span of base64 characters in the data."""
+        # Decoded byte k comes from base64 characters 4*(k//3) … 4*(k//3)+3.
+        start = self._position((byte_start // 3) * 4)
+        end = self._position(max(0, -(-byte_end // 3) * 4 - 1)) + 1
+        return start, min(end, self.end)
+
+    def _position(self, joined: int) -> int:
+        i = bisect_right(self._joined_starts, joined) - 1
+        return self._line_starts[i] + joined - self._joined_starts[i]
+
+
+def _byte_to_char(data: bytes, positions: set[int]) -> dict[int, int]:
+    """UTF-8 byte offsets (at character boundaries) → character offsets, in one pass."""
+    if data.isascii():
+        return {p: p for p in positions}
+    out = {}
+    byte = char = 0
+    for pos in sorted(positions):
+        char += len(data[byte:pos].decode("utf-8", "replace"))
+        byte = pos
+        out[pos] = char
+    return out
+
+
+class _CharToByte:
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._ascii = text.isascii()
+
+    def __call__(self, pos: int) -> int:
+        return pos if self._ascii else len(self._text[:pos].encode("utf-8"))

@@ -1,0 +1,199 @@
+"""Undo the disguises people (and software) put on numbers, keeping offsets.
+
+Two stages, each a list of `Layer`s applied only where its pattern matches:
+
+1. decoding: quoted-printable soft breaks and 8-bit escapes, URL escapes
+   (also double), JSON/JS escapes, HTML character references;
+2. characters: NFKC for full-width and other compatibility forms of letters
+   and digits, every Unicode decimal digit to ASCII, invisible format
+   characters (zero-width, soft hyphen, bidi marks) removed, Chinese numerals
+   written digit by digit (〇一二…, 零, 壹贰叁…) to ASCII digits.
+
+Each layer's `pattern` doubles as its trigger, so the scan engine can tell
+with one multi-pattern pass whether a text needs this work at all.
+Separators inside numbers and base64 runs are handled by the engine itself.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from re import Match
+
+from rules.textmap import MapChain, substitute
+
+# Chinese numerals, one character per digit; runs shorter than this are dates and
+# counting words (二〇二四年, 第一百二十三号), not numbers spelled out.
+CN_NUMERAL_RUN = 7
+_CN_DIGITS = {
+    **dict.fromkeys("〇零", "0"),
+    **dict.fromkeys("一壹幺", "1"),
+    **dict.fromkeys("二贰貳", "2"),
+    **dict.fromkeys("三叁參", "3"),
+    **dict.fromkeys("四肆", "4"),
+    **dict.fromkeys("五伍", "5"),
+    **dict.fromkeys("六陆陸", "6"),
+    **dict.fromkeys("七柒", "7"),
+    **dict.fromkeys("八捌", "8"),
+    **dict.fromkeys("九玖", "9"),
+}
+
+# Invisible characters that split a number without showing: zero-width space,
+# joiners, word joiner, BOM, soft hyphen, bidi marks and isolates, Mongolian vowel separator.
+_INVISIBLE = "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+_INVISIBLE += "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+
+_KEEP_AS_IS = frozenset("·")  # a separator the engine understands; NFKC would keep it anyway
+
+
+def _char_table() -> dict[str, str]:
+    """Non-ASCII characters that stand for an ASCII letter, digit or number punctuation."""
+    table = dict.fromkeys(_INVISIBLE, "")
+    wanted = set("0123456789@.-_+") | {chr(c) for c in range(ord("A"), ord("z") + 1)}
+    for code in range(0x80, sys.maxunicode + 1):
+        ch = chr(code)
+        if ch in table or ch in _KEEP_AS_IS or unicodedata.category(ch) == "Cs":
+            continue
+        digit = unicodedata.decimal(ch, None)
+        if digit is not None:
+            table[ch] = str(digit)
+            continue
+        folded = unicodedata.normalize("NFKC", ch)
+        if folded != ch and len(folded) == 1 and folded in wanted:
+            table[ch] = folded
+    return table
+
+
+CHAR_TABLE: dict[str, str] = _char_table()
+
+
+def _char_class(chars: str | set[str]) -> str:
+    return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One kind of rewrite: where it applies (`pattern`) and what a match becomes."""
+
+    name: str  # shown in a finding's reasons ("decoded HTML entities")
+    pattern: re.Pattern[str]
+    replace: Callable[[Match[str]], str | None]
+
+
+def _decode_bytes(raw: bytes) -> str | None:
+    for charset in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(charset)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+_QP_SOFT_BREAK = re.compile(r"=\r?\n")
+
+
+def _qp(m: Match[str]) -> str | None:
+    # Only 8-bit escapes and soft breaks: "=31" in "id=3101…" is data, not QP.
+    raw = _QP_SOFT_BREAK.sub("", m.group())
+    return _decode_bytes(bytes.fromhex(raw.replace("=", "")))
+
+
+def _url(m: Match[str]) -> str | None:
+    return _decode_bytes(bytes.fromhex(m.group().replace("%", "")))
+
+
+_JS_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|\\(/)")
+
+
+def _js(m: Match[str]) -> str | None:
+    units = []
+    for u, x, slash in _JS_ESCAPE.findall(m.group()):
+        units.append(int(u or x, 16) if (u or x) else ord(slash))
+    # Pair UTF-16 surrogates; lone ones become U+FFFD rather than failing.
+    return (
+        "".join(map(chr, units))
+        .encode("utf-16", "surrogatepass")
+        .decode("utf-16", "replace")
+    )
+
+
+def _entity(m: Match[str]) -> str | None:
+    decoded = html.unescape(m.group())
+    return decoded if decoded != m.group() else None
+
+
+def _chars(m: Match[str]) -> str:
+    return "".join(CHAR_TABLE[c] for c in m.group())
+
+
+def _cn_numerals(m: Match[str]) -> str:
+    return "".join(_CN_DIGITS.get(c, c) for c in m.group())
+
+
+DECODING_LAYERS: tuple[Layer, ...] = (
+    Layer(
+        "decoded quoted-printable",
+        re.compile(r"(?:=[89A-Fa-f][0-9A-Fa-f]|=\r?\n)+"),
+        _qp,
+    ),
+    Layer("decoded URL escapes", re.compile(r"(?:%[0-9A-Fa-f]{2})+"), _url),
+    Layer("decoded URL escapes", re.compile(r"(?:%[0-9A-Fa-f]{2})+"), _url),  # double encoding
+    Layer(
+        "decoded JSON/JS escapes",
+        re.compile(r"(?:\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|\\/)+"),
+        _js,
+    ),
+    Layer(
+        "decoded HTML entities",
+        re.compile(r"&(?:#[0-9]{1,7};?|#[xX][0-9A-Fa-f]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"),
+        _entity,
+    ),
+)
+
+CHARACTER_LAYERS: tuple[Layer, ...] = (
+    Layer(
+        "normalised Unicode digits, full-width and invisible characters",
+        re.compile(_char_class(set(CHAR_TABLE)) + "+"),
+        _chars,
+    ),
+    Layer(
+        "read Chinese numerals",
+        # Spoken style groups digits: 幺三八 五五幺四 五三三幺.
+        re.compile("{0}(?:[ \\-]?{0}){{{1},}}".format(_char_class(set(_CN_DIGITS)), CN_NUMERAL_RUN - 1)),
+        _cn_numerals,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """A text after rewriting, the way back to the original, and what was undone."""
+
+    text: str
+    back: MapChain
+    applied: tuple[str, ...]
+
+
+def apply_layers(
+    text: str, layers: tuple[Layer, ...], back: MapChain | None = None, applied: tuple = ()
+) -> Normalised:
+    back = back or MapChain()
+    for layer in layers:
+        result = substitute(text, layer.pattern, layer.replace)
+        if result is None:
+            continue
+        text, spans = result
+        back = back.then(spans)
+        if layer.name not in applied:
+            applied = (*applied, layer.name)
+    return Normalised(text, back, applied)
+
+
+def normalise(text: str) -> Normalised:
+    """All layers: the text as the detectors should see it."""
+    decoded = apply_layers(text, DECODING_LAYERS)
+    return apply_layers(decoded.text, CHARACTER_LAYERS, decoded.back, decoded.applied)

@@ -1,0 +1,96 @@
+"""Rewrite text and keep a way back: offsets in the rewritten text map to the original.
+
+Every disguise the engine undoes (entities, escapes, full-width digits, zero-width
+characters, …) is a substitution of short spans. `substitute` applies one kind
+and returns a `SpanMap`; maps chain, so a finding in the fully decoded text
+maps back to the exact span of the original that a masking step can rewrite.
+Maps are sparse (one entry per rewritten span), so text without disguises
+costs nothing.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from re import Match, Pattern
+
+
+class SpanMap:
+    """Maps offsets of a rewritten text back to the text it was made from."""
+
+    __slots__ = ("_dst_end", "_dst_start", "_src_end", "_src_start")
+
+    def __init__(self) -> None:
+        self._dst_start: list[int] = []
+        self._dst_end: list[int] = []
+        self._src_start: list[int] = []
+        self._src_end: list[int] = []
+
+    def add(self, dst_start: int, dst_end: int, src_start: int, src_end: int) -> None:
+        self._dst_start.append(dst_start)
+        self._dst_end.append(dst_end)
+        self._src_start.append(src_start)
+        self._src_end.append(src_end)
+
+    def start(self, pos: int) -> int:
+        """Source offset of the character at `pos` (a span start)."""
+        i = bisect_right(self._dst_start, pos) - 1
+        if i < 0:
+            return pos
+        if pos < self._dst_end[i]:
+            return self._src_start[i]
+        return self._src_end[i] + (pos - self._dst_end[i])
+
+    def end(self, pos: int) -> int:
+        """Source offset just past the character at `pos - 1` (a span end)."""
+        if pos <= 0:
+            return self.start(pos)
+        last = pos - 1
+        i = bisect_right(self._dst_start, last) - 1
+        if i < 0:
+            return pos
+        if last < self._dst_end[i]:
+            return self._src_end[i]
+        return self._src_end[i] + (pos - self._dst_end[i])
+
+
+def substitute(
+    text: str, pattern: Pattern[str], replace: Callable[[Match[str]], str | None]
+) -> tuple[str, SpanMap] | None:
+    """Replace every match for which `replace` returns a string; None if nothing changed."""
+    out: list[str] = []
+    spans = SpanMap()
+    src_pos = 0
+    dst_pos = 0
+    for m in pattern.finditer(text):
+        new = replace(m)
+        if new is None:
+            continue
+        start, end = m.span()
+        out.append(text[src_pos:start])
+        dst_pos += start - src_pos
+        out.append(new)
+        spans.add(dst_pos, dst_pos + len(new), start, end)
+        dst_pos += len(new)
+        src_pos = end
+    if not out:
+        return None
+    out.append(text[src_pos:])
+    return "".join(out), spans
+
+
+class MapChain:
+    """Maps of successive rewrites, applied newest first when mapping back."""
+
+    __slots__ = ("_maps",)
+
+    def __init__(self, maps: tuple[SpanMap, ...] = ()) -> None:
+        self._maps = maps
+
+    def then(self, spans: SpanMap) -> MapChain:
+        return MapChain((*self._maps, spans))
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        for spans in reversed(self._maps):
+            start, end = spans.start(start), spans.end(end)
+        return start, end

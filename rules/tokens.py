@@ -1,0 +1,128 @@
+"""Cutting candidate values out of normalised text (UTF-8 bytes).
+
+Three kinds of token, each a maximal run of one character class around a
+trigger: digit groups with separators (IDs, cards, mobiles), alphanumeric
+runs (USCC, passports, permits) and e-mail addresses. Because a token is a
+maximal run, finding it from any trigger inside it gives the same token, and
+the hyperscan and `re` backends agree by construction.
+
+Boundaries are ASCII: a value glued to Chinese text is a token, a valid-looking
+ID inside a longer digit or letter run is not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rules.detectors import Candidate, alnum_candidates, email_candidate, numeric_candidates
+
+# Separators people put inside numbers: space, dash, dot, slash, line breaks, middle dot.
+_SEP = rb"(?:[ \-./\r\n]|\xc2\xb7)"
+_NUM_CLASS = frozenset(b"0123456789Xx -./\r\n\xc2\xb7")
+_ALNUM_CLASS = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_EMAIL_CLASS = _ALNUM_CLASS | frozenset(b"._%+-@")
+
+# Up to 20 groups of digits, 1-3 separators between groups, an ID's X at the end.
+NUM_TOKEN = re.compile(
+    rb"(?<![A-Za-z0-9*])[0-9]+(?:" + _SEP + rb"{1,3}[0-9]+){0,19}"
+    rb"(?:[Xx](?![A-Za-z0-9*]))?(?![A-Za-z0-9*])"
+)
+_DIGIT_GROUP = re.compile(rb"[0-9]+")
+EMAIL = re.compile(
+    rb"(?<![A-Za-z0-9._%+\-*])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}"
+    rb"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
+)
+
+# Trigger patterns: a necessary condition for each token kind, ending inside the token.
+NUM_TRIGGER = rb"[0-9](?:" + _SEP + rb"{0,3}[0-9]){7}"
+ALNUM_TRIGGER = rb"[A-Za-z][0-9]{6}|[0-9]{6}[A-Za-z]"
+EMAIL_TRIGGER = rb"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]+\.[A-Za-z0-9]"
+
+MAX_DIGITS = 19  # the longest numeric value (a 19-digit card)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A candidate at a byte span of the normalised text."""
+
+    start: int
+    end: int
+    candidate: Candidate
+
+
+def run_around(data: bytes, pos: int, charset: frozenset[int]) -> tuple[int, int]:
+    """The maximal run of `charset` bytes containing data[pos]."""
+    start = pos
+    while start > 0 and data[start - 1] in charset:
+        start -= 1
+    end = pos + 1
+    n = len(data)
+    while end < n and data[end] in charset:
+        end += 1
+    return start, end
+
+
+# Multi-group windows must look like the way each kind of number is written,
+# so "192.168.13.138" is not a mobile and a row of amounts is not a card.
+def _grouping_ok(detector: str, lengths: tuple[int, ...]) -> bool:
+    if len(lengths) == 1:
+        return True
+    if detector == "cn_mobile":
+        return lengths in ((3, 4, 4), (3, 8), (4, 3, 4), (7, 4), (2, 3, 4, 4), (2, 11))
+    if detector == "cn_bank_card":
+        return all(n == 4 for n in lengths[:-1]) and 1 <= lengths[-1] <= 4
+    if detector == "cn_resident_id":
+        return all(n >= 2 for n in lengths)
+    if detector == "cn_resident_id_15":
+        return lengths in ((6, 6, 3), (6, 9))
+    return False
+
+
+def numeric_hits(data: bytes, start: int, end: int) -> list[Hit]:
+    """Candidates in the digit run data[start:end] (a maximal run of number characters)."""
+    hits: list[Hit] = []
+    for token in NUM_TOKEN.finditer(data, start, min(len(data), end + 1)):
+        groups = [(m.start(), m.end()) for m in _DIGIT_GROUP.finditer(data, *token.span())]
+        check_x = data[token.end() - 1] in b"Xx"
+        for i in range(len(groups)):
+            digits = 0
+            for j in range(i, len(groups)):
+                digits += groups[j][1] - groups[j][0]
+                last = j == len(groups) - 1
+                size = digits + (1 if last and check_x else 0)
+                if size > MAX_DIGITS + 1:
+                    break
+                if size < 8:
+                    continue
+                value = b"".join(data[a:b] for a, b in groups[i : j + 1])
+                span_end = groups[j][1]
+                if last and check_x:
+                    value += b"X"
+                    span_end += 1
+                lengths = tuple(b - a for a, b in groups[i : j + 1])
+                for cand in numeric_candidates(value.decode("ascii")):
+                    if _grouping_ok(cand.detector, lengths):
+                        hits.append(Hit(groups[i][0], span_end, cand))
+    return hits
+
+
+def alnum_hits(data: bytes, start: int, end: int) -> list[Hit]:
+    if not 8 <= end - start <= 18:
+        return []
+    token = data[start:end].decode("ascii")
+    if token.isdigit():
+        return []  # digit runs are numeric tokens
+    return [Hit(start, end, c) for c in alnum_candidates(token)]
+
+
+def email_hits(data: bytes, start: int, end: int) -> list[Hit]:
+    return [
+        Hit(m.start(), m.end(), email_candidate(m.group().decode("ascii")))
+        for m in EMAIL.finditer(data, start, min(len(data), end + 1))
+    ]
+
+
+NUM_CLASS = _NUM_CLASS
+ALNUM_CLASS = _ALNUM_CLASS
+EMAIL_CLASS = _EMAIL_CLASS
