@@ -47,7 +47,7 @@ def _trigger_set() -> list[triggers.Trigger]:
         triggers.Trigger(_EMAIL, tokens.EMAIL_TRIGGER),
     ]
     for i, layer in enumerate(DECODING_LAYERS + CHARACTER_LAYERS):
-        found.append(triggers.Trigger(_LAYER_IDS + i, layer.pattern.pattern.encode(), utf8=True))
+        found.append(triggers.Trigger(_LAYER_IDS + i, layer.trigger_pattern.encode(), utf8=True))
     return found
 
 
@@ -234,11 +234,16 @@ def _resolve(raws: list[_Raw]) -> list[_Raw]:
     ordered = sorted(
         raws, key=lambda r: (-r.score, -(r.end - r.start), rank.get(r.candidate.detector, 99))
     )
+    starts: list[int] = []  # kept spans, disjoint, sorted by start
     kept: list[_Raw] = []
     for raw in ordered:
-        if all(raw.end <= k.start or raw.start >= k.end for k in kept):
-            kept.append(raw)
-    kept.sort(key=lambda r: (r.start, r.end))
+        i = bisect_right(starts, raw.start)
+        if i > 0 and kept[i - 1].end > raw.start:
+            continue
+        if i < len(kept) and kept[i].start < raw.end:
+            continue
+        starts.insert(i, raw.start)
+        kept.insert(i, raw)
     return kept
 
 

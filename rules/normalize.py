@@ -29,7 +29,7 @@ from rules.textmap import MapChain, substitute
 # Chinese numerals, one character per digit; runs shorter than this are dates and
 # counting words (二〇二四年, 第一百二十三号), not numbers spelled out.
 CN_NUMERAL_RUN = 7
-_CN_DIGITS = {
+CN_DIGITS = {
     **dict.fromkeys("〇零", "0"),
     **dict.fromkeys("一壹幺", "1"),
     **dict.fromkeys("二贰貳", "2"),
@@ -72,7 +72,18 @@ CHAR_TABLE: dict[str, str] = _char_table()
 
 
 def _char_class(chars: str | set[str]) -> str:
-    return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
+    """A regex class of `chars` as ranges (a class of single characters is slow in `re`)."""
+    codes = sorted(map(ord, chars))
+    parts = []
+    i = 0
+    while i < len(codes):
+        j = i
+        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1:
+            j += 1
+        first, last = re.escape(chr(codes[i])), re.escape(chr(codes[j]))
+        parts.append(first if i == j else f"{first}-{last}")
+        i = j + 1
+    return "[" + "".join(parts) + "]"
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,11 @@ class Layer:
     name: str  # shown in a finding's reasons ("decoded HTML entities")
     pattern: re.Pattern[str]
     replace: Callable[[Match[str]], str | None]
+    trigger: str = ""  # a pattern matching exactly where `replace` changes text, if not `pattern`
+
+    @property
+    def trigger_pattern(self) -> str:
+        return self.trigger or self.pattern.pattern
 
 
 def _decode_bytes(raw: bytes) -> str | None:
@@ -126,12 +142,13 @@ def _entity(m: Match[str]) -> str | None:
     return decoded if decoded != m.group() else None
 
 
-def _chars(m: Match[str]) -> str:
-    return "".join(CHAR_TABLE[c] for c in m.group())
+def _chars(m: Match[str]) -> str | None:
+    new = "".join(CHAR_TABLE.get(c, c) for c in m.group())
+    return new if new != m.group() else None
 
 
 def _cn_numerals(m: Match[str]) -> str:
-    return "".join(_CN_DIGITS.get(c, c) for c in m.group())
+    return "".join(CN_DIGITS.get(c, c) for c in m.group())
 
 
 DECODING_LAYERS: tuple[Layer, ...] = (
@@ -154,16 +171,26 @@ DECODING_LAYERS: tuple[Layer, ...] = (
     ),
 )
 
+_NAME_CHARS = "normalised Unicode digits, full-width and invisible characters"
+_BMP = {c for c in CHAR_TABLE if ord(c) < 0x10000}
+_ASTRAL = set(CHAR_TABLE) - _BMP
+
 CHARACTER_LAYERS: tuple[Layer, ...] = (
+    Layer(_NAME_CHARS, re.compile(_char_class(_BMP) + "+"), _chars),
+    # `re` is slow on a class of astral characters; a plain range is fast, and
+    # the precise class is the trigger.
     Layer(
-        "normalised Unicode digits, full-width and invisible characters",
-        re.compile(_char_class(set(CHAR_TABLE)) + "+"),
+        _NAME_CHARS,
+        re.compile("[\U00010000-\U0010FFFF]+"),
         _chars,
+        trigger=_char_class(_ASTRAL) + "+",
     ),
     Layer(
         "read Chinese numerals",
         # Spoken style groups digits: 幺三八 五五幺四 五三三幺.
-        re.compile("{0}(?:[ \\-]?{0}){{{1},}}".format(_char_class(set(_CN_DIGITS)), CN_NUMERAL_RUN - 1)),
+        re.compile(
+            "{0}(?:[ \\-]?{0}){{{1},}}".format(_char_class(set(CN_DIGITS)), CN_NUMERAL_RUN - 1)
+        ),
         _cn_numerals,
     ),
 )

@@ -33,18 +33,27 @@ def hyperscan_available() -> bool:
 
 
 class ReTriggers:
-    """Fallback: one `re` pass per pattern, reporting match ends."""
+    """Fallback: one `re` pass per pattern, reporting match ends.
+
+    UTF-8 triggers are matched on the decoded text (a byte class cannot
+    express a class of multi-byte characters); they only say *whether* a
+    disguise is present, so they report the end -1.
+    """
 
     name = "re"
 
     def __init__(self, triggers: Sequence[Trigger]) -> None:
-        self._compiled = [(t.id, re.compile(t.pattern)) for t in triggers]
+        self._bytes = [(t.id, re.compile(t.pattern)) for t in triggers if not t.utf8]
+        self._text = [(t.id, re.compile(t.pattern.decode())) for t in triggers if t.utf8]
 
     def ends(self, data: bytes) -> list[tuple[int, int]]:
         """(trigger id, end offset) for at least one match in every region that has one."""
         found = []
-        for tid, rx in self._compiled:
+        for tid, rx in self._bytes:
             found.extend((tid, m.end()) for m in rx.finditer(data))
+        if self._text:
+            text = data.decode("utf-8", "replace")
+            found.extend((tid, -1) for tid, rx in self._text if rx.search(text))
         return found
 
 
