@@ -1,0 +1,42 @@
+"""The `leakguard` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gateway import scan_command
+
+
+def _run_gateway(_args: argparse.Namespace) -> int:
+    print(
+        "leakguard run: the proxy and the mail relay are not part of this build yet;\n"
+        "use `leakguard scan PATH…` to see what the engine finds.",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leakguard", description="Data-loss-prevention gateway for client data."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    scan_command.add_parser(sub)
+    run = sub.add_parser("run", help="start the gateway (proxy and mail relay)")
+    run.set_defaults(func=_run_gateway)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
