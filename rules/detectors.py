@@ -155,9 +155,12 @@ def numeric_candidates(value: str) -> list[Candidate]:
         out.append(Candidate("cn_mobile", value[2:], 0.75, 0.95, ("+86 mobile number",)))
     elif n == 15 and value.startswith("0086") and checks.mobile_ok(value[4:]):
         out.append(Candidate("cn_mobile", value[4:], 0.75, 0.95, ("0086 mobile number",)))
-    if n in (8, 10):
-        out.append(Candidate("cn_tw_permit", value, 0.0, 0.75, ("Taiwan permit number shape",)))
     return out
+
+
+def tw_permit_digits_candidate(value: str) -> Candidate:
+    """台胞证 numbers are bare 8 (or 10) digits: only ever a candidate after a context word."""
+    return Candidate("cn_tw_permit", value, 0.0, 0.75, ("Taiwan permit number shape",))
 
 
 _PASSPORT = re.compile(r"E[0-9]{8}|E[A-HJ-NP-Z][0-9]{7}|G[0-9]{8}|[DPS]E?[0-9]{7}")

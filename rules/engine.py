@@ -34,7 +34,7 @@ CONTEXT_AFTER = 32
 BASE64_MIN_RUN = 16
 MAX_BASE64_DEPTH = 2
 
-_NUM, _ALNUM, _EMAIL = 1, 2, 3
+_NUM, _ALNUM, _EMAIL, _TW_CONTEXT = 1, 2, 3, 4
 _LAYER_IDS = 100
 # A base64 run, also wrapped in lines as MIME bodies are, with its padding.
 _BASE64_RUN = rb"[A-Za-z0-9+/]+(?:\r?\n[A-Za-z0-9+/]+)*=*"  # trigger ids from here on mean "normalisation needed"
@@ -45,6 +45,7 @@ def _trigger_set() -> list[triggers.Trigger]:
         triggers.Trigger(_NUM, tokens.NUM_TRIGGER),
         triggers.Trigger(_ALNUM, tokens.ALNUM_TRIGGER),
         triggers.Trigger(_EMAIL, tokens.EMAIL_TRIGGER),
+        triggers.Trigger(_TW_CONTEXT, tokens.TW_CONTEXT_TRIGGER),
     ]
     for i, layer in enumerate(DECODING_LAYERS + CHARACTER_LAYERS):
         found.append(triggers.Trigger(_LAYER_IDS + i, layer.trigger_pattern.encode(), utf8=True))
@@ -130,21 +131,32 @@ class Engine:
             data = norm.text.encode("utf-8", "replace")
             ends = self._triggers.ends(data)
         else:
-            norm = Normalised(text, MapChain(), ())
+            norm = Normalised(text, MapChain())
         byte_hits = self._token_hits(data, ends)
         byte_hits.extend(self._base64_hits(data, depth))
         raws = self._to_chars(data, norm, byte_hits)
         for detector in self.custom:
             for start, end, cand in detector.find(norm.text):
-                start, end = norm.back.span(start, end)
-                raws.append(_Raw(start, end, cand, cand.score, cand.why))
+                start, end, undone = norm.back.trace(start, end)
+                raws.append(_Raw(start, end, cand, cand.score, (*cand.why, *undone)))
         return _resolve(raws)
 
     def _token_hits(self, data: bytes, ends: list[tuple[int, int]]) -> list[tuple[int, int, _Raw]]:
         """(byte start, byte end, judged) for every token around a trigger."""
         seen: set[tuple[int, int, int]] = set()
+        last_run = {_NUM: (0, 0), _ALNUM: (0, 0), _EMAIL: (0, 0)}
         out = []
         for tid, end in sorted(ends, key=lambda e: e[1]):
+            if tid == _TW_CONTEXT:
+                for hit in tokens.tw_permit_hits(data, end):
+                    if (_TW_CONTEXT, hit.start, hit.end) not in seen:
+                        seen.add((_TW_CONTEXT, hit.start, hit.end))
+                        if judged := self._judge(data, hit.start, hit.end, hit.candidate):
+                            out.append((hit.start, hit.end, judged))
+                continue
+            run = last_run.get(tid)
+            if run is None or run[0] <= end - 1 < run[1]:
+                continue  # not a token trigger, or inside the run just cut (most are)
             if tid == _NUM:
                 kind, charset, cut = _NUM, tokens.NUM_CLASS, tokens.numeric_hits
             elif tid == _ALNUM:
@@ -154,6 +166,7 @@ class Engine:
             else:
                 continue
             start, stop = tokens.run_around(data, end - 1, charset)
+            last_run[kind] = (start, stop)
             if (kind, start, stop) in seen:
                 continue
             seen.add((kind, start, stop))
@@ -189,6 +202,9 @@ class Engine:
             return []
         out = []
         for run_start, run_end in self._base64.runs(data):
+            chars = data[run_start:run_end]
+            if chars.upper() == chars or chars.lower() == chars:
+                continue  # encoded text has both cases; IDs, hex and words rarely do
             run = _Base64Run(data, run_start, run_end)
             decoded = run.text()
             if decoded is None:
@@ -209,9 +225,8 @@ class Engine:
         to_char = _byte_to_char(data, {p for b_start, b_end, _ in hits for p in (b_start, b_end)})
         out = []
         for b_start, b_end, raw in hits:
-            start, end = norm.back.span(to_char[b_start], to_char[b_end])
-            why = (*raw.why, *norm.applied) if norm.applied else raw.why
-            out.append(_Raw(start, end, raw.candidate, raw.score, why))
+            start, end, undone = norm.back.trace(to_char[b_start], to_char[b_end])
+            out.append(_Raw(start, end, raw.candidate, raw.score, (*raw.why, *undone)))
         return out
 
     def _finding(self, raw: _Raw, location: str) -> Finding:
@@ -269,8 +284,6 @@ class _Base64Run:
     def text(self) -> str | None:
         """The decoded text if the run looks like encoded text, else None."""
         run = self._joined
-        if not (any(65 <= c <= 90 for c in run) and any(97 <= c <= 122 for c in run)):
-            return None
         usable = len(run) - (len(run) % 4 if len(run) % 4 == 1 else 0)
         chunk = run[:usable] + b"=" * (-usable % 4)
         try:

@@ -198,29 +198,23 @@ CHARACTER_LAYERS: tuple[Layer, ...] = (
 
 @dataclass(frozen=True)
 class Normalised:
-    """A text after rewriting, the way back to the original, and what was undone."""
+    """A text after rewriting and the way back to the original."""
 
     text: str
     back: MapChain
-    applied: tuple[str, ...]
 
 
-def apply_layers(
-    text: str, layers: tuple[Layer, ...], back: MapChain | None = None, applied: tuple = ()
-) -> Normalised:
+def apply_layers(text: str, layers: tuple[Layer, ...], back: MapChain | None = None) -> Normalised:
     back = back or MapChain()
     for layer in layers:
         result = substitute(text, layer.pattern, layer.replace)
-        if result is None:
-            continue
-        text, spans = result
-        back = back.then(spans)
-        if layer.name not in applied:
-            applied = (*applied, layer.name)
-    return Normalised(text, back, applied)
+        if result is not None:
+            text, spans = result
+            back = back.then(layer.name, spans)
+    return Normalised(text, back)
 
 
 def normalise(text: str) -> Normalised:
     """All layers: the text as the detectors should see it."""
     decoded = apply_layers(text, DECODING_LAYERS)
-    return apply_layers(decoded.text, CHARACTER_LAYERS, decoded.back, decoded.applied)
+    return apply_layers(decoded.text, CHARACTER_LAYERS, decoded.back)

@@ -18,7 +18,6 @@ from rules.normalize import CHAR_TABLE, CN_DIGITS
 
 STEP = 256 * 1024  # characters scanned per step beyond the window
 WINDOW = 8 * 1024  # held back: longer than any disguised value plus its context
-_BOUNDARY_SEARCH = 4 * 1024  # how far back from the window edge to look for a hard boundary
 
 # Characters that can be part of a value, an escape or a disguise: never cut after them.
 _SOFT = frozenset(
@@ -30,10 +29,16 @@ _SOFT = frozenset(
 class TextStream:
     """Feed text chunks; get findings with offsets counted from the stream's start."""
 
-    def __init__(self, engine: Engine, location: str = "") -> None:
+    def __init__(
+        self, engine: Engine, location: str = "", *, step: int = STEP, window: int = WINDOW
+    ) -> None:
         self._engine = engine
         self._location = location
+        self._step_size = step
+        self._window = window
         self._buffer = ""
+        self._pending: list[str] = []  # chunks not yet joined into the buffer
+        self._pending_len = 0
         self._base = 0  # stream offset of self._buffer[0]
         self._reported_until = 0  # stream offset: findings starting before it were handled
         self.chars = 0
@@ -41,9 +46,11 @@ class TextStream:
     def feed(self, chunk: str) -> list[Finding]:
         self.chars += len(chunk)
         out: list[Finding] = []
-        for i in range(0, len(chunk), STEP):
-            self._buffer += chunk[i : i + STEP]
-            if len(self._buffer) >= WINDOW + STEP:
+        for i in range(0, len(chunk), self._step_size):
+            piece = chunk[i : i + self._step_size]
+            self._pending.append(piece)
+            self._pending_len += len(piece)
+            if len(self._buffer) + self._pending_len >= self._window + self._step_size:
                 out.extend(self._step(final=False))
         return out
 
@@ -51,8 +58,10 @@ class TextStream:
         return self._step(final=True)
 
     def _step(self, final: bool) -> list[Finding]:
-        buf = self._buffer
-        cut = len(buf) if final else _hard_cut(buf, len(buf) - WINDOW)
+        buf = self._buffer + "".join(self._pending)
+        self._pending.clear()
+        self._pending_len = 0
+        cut = len(buf) if final else _hard_cut(buf, len(buf) - self._window, self._window // 2)
         found = []
         for f in self._engine.scan_text(buf, self._location):
             start = self._base + f.start
@@ -69,9 +78,11 @@ class TextStream:
 class BytesStream:
     """The same over bytes in a known charset (decoded incrementally, never failing)."""
 
-    def __init__(self, engine: Engine, location: str = "", encoding: str = "utf-8") -> None:
+    def __init__(
+        self, engine: Engine, location: str = "", encoding: str = "utf-8", **sizes: int
+    ) -> None:
         self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-        self._text = TextStream(engine, location)
+        self._text = TextStream(engine, location, **sizes)
 
     def feed(self, chunk: bytes) -> list[Finding]:
         return self._text.feed(self._decoder.decode(chunk))
@@ -80,13 +91,13 @@ class BytesStream:
         return self._text.feed(self._decoder.decode(b"", final=True)) + self._text.close()
 
 
-def _hard_cut(buf: str, limit: int) -> int:
+def _hard_cut(buf: str, limit: int, search: int) -> int:
     """The last position <= limit just after a character no token spans."""
-    lowest = max(0, limit - _BOUNDARY_SEARCH)
+    lowest = max(0, limit - search)
     for pos in range(limit, lowest, -1):
         if buf[pos - 1] not in _SOFT:
             return pos
-    return limit  # text with no hard boundary for 4 KiB (a digit table): cut anyway
+    return limit  # no hard boundary within reach (a digit table): cut anyway
 
 
 def _shift(f: Finding, by: int) -> Finding:

@@ -41,6 +41,15 @@ class SpanMap:
             return self._src_start[i]
         return self._src_end[i] + (pos - self._dst_end[i])
 
+    def touches(self, start: int, end: int) -> bool:
+        """Whether a rewritten region (or a deletion) lies within or across [start, end)."""
+        i = bisect_right(self._dst_start, end) - 1
+        while i >= 0 and self._dst_end[i] >= start:
+            if self._dst_start[i] < end and (self._dst_end[i] > start or self._dst_start[i] > start):
+                return True
+            i -= 1
+        return False
+
     def end(self, pos: int) -> int:
         """Source offset just past the character at `pos - 1` (a span end)."""
         if pos <= 0:
@@ -80,17 +89,26 @@ def substitute(
 
 
 class MapChain:
-    """Maps of successive rewrites, applied newest first when mapping back."""
+    """Maps of successive named rewrites, applied newest first when mapping back."""
 
     __slots__ = ("_maps",)
 
-    def __init__(self, maps: tuple[SpanMap, ...] = ()) -> None:
+    def __init__(self, maps: tuple[tuple[str, SpanMap], ...] = ()) -> None:
         self._maps = maps
 
-    def then(self, spans: SpanMap) -> MapChain:
-        return MapChain((*self._maps, spans))
+    def then(self, name: str, spans: SpanMap) -> MapChain:
+        return MapChain((*self._maps, (name, spans)))
 
     def span(self, start: int, end: int) -> tuple[int, int]:
-        for spans in reversed(self._maps):
+        for _name, spans in reversed(self._maps):
             start, end = spans.start(start), spans.end(end)
         return start, end
+
+    def trace(self, start: int, end: int) -> tuple[int, int, tuple[str, ...]]:
+        """The original span, and the names of the rewrites that touched it (oldest first)."""
+        names: list[str] = []
+        for name, spans in reversed(self._maps):
+            if spans.touches(start, end) and name not in names:
+                names.append(name)
+            start, end = spans.start(start), spans.end(end)
+        return start, end, tuple(reversed(names))

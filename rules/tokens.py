@@ -15,7 +15,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rules.detectors import Candidate, alnum_candidates, email_candidate, numeric_candidates
+from rules.detectors import (
+    DETECTORS,
+    Candidate,
+    alnum_candidates,
+    email_candidate,
+    numeric_candidates,
+    tw_permit_digits_candidate,
+)
 
 # Separators people put inside numbers: space, dash, dot, slash, line breaks, middle dot.
 _SEP = rb"(?:[ \-./\r\n]|\xc2\xb7)"
@@ -35,11 +42,19 @@ EMAIL = re.compile(
 )
 
 # Trigger patterns: a necessary condition for each token kind, ending inside the token.
-NUM_TRIGGER = rb"[0-9](?:" + _SEP + rb"{0,3}[0-9]){7}"
+# Numbers need 11 digits (a mobile), so dates and amounts never wake the engine.
+NUM_TRIGGER = rb"[0-9](?:" + _SEP + rb"{0,3}[0-9]){10}"
 ALNUM_TRIGGER = rb"[A-Za-z][0-9]{6}|[0-9]{6}[A-Za-z]"
 EMAIL_TRIGGER = rb"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]+\.[A-Za-z0-9]"
 
 MAX_DIGITS = 19  # the longest numeric value (a 19-digit card)
+
+# Bare-digit Taiwan permit numbers are looked for after a context word only.
+TW_CONTEXT_TRIGGER = b"|".join(
+    re.escape(w.encode()) for w in DETECTORS["cn_tw_permit"].context_words if not w.isascii()
+)
+TW_CONTEXT_REACH = 64  # bytes after the context word
+_TW_DIGITS = re.compile(rb"(?<![A-Za-z0-9*])[0-9]{8}(?:[0-9]{2})?(?![A-Za-z0-9*])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +108,7 @@ def numeric_hits(data: bytes, start: int, end: int) -> list[Hit]:
                 size = digits + (1 if last and check_x else 0)
                 if size > MAX_DIGITS + 1:
                     break
-                if size < 8:
+                if size < 11:
                     continue
                 value = b"".join(data[a:b] for a, b in groups[i : j + 1])
                 span_end = groups[j][1]
@@ -120,6 +135,15 @@ def email_hits(data: bytes, start: int, end: int) -> list[Hit]:
     return [
         Hit(m.start(), m.end(), email_candidate(m.group().decode("ascii")))
         for m in EMAIL.finditer(data, start, min(len(data), end + 1))
+    ]
+
+
+def tw_permit_hits(data: bytes, context_end: int) -> list[Hit]:
+    """8 or 10 bare digits shortly after a Taiwan-permit context word."""
+    stop = min(len(data), context_end + TW_CONTEXT_REACH)
+    return [
+        Hit(m.start(), m.end(), tw_permit_digits_candidate(m.group().decode("ascii")))
+        for m in _TW_DIGITS.finditer(data, context_end, stop)
     ]
 
 

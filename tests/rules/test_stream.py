@@ -1,0 +1,103 @@
+"""Streaming scan: values across chunk borders are found exactly once, memory stays flat."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rules.engine import Engine
+from rules.stream import BytesStream, TextStream
+
+CORPUS = Path(__file__).parent.parent / "data" / "corpus" / "text.jsonl"
+KEY = b"stream-test-key-0123456789abcdef"
+ENGINE = Engine(hash_key=KEY)
+
+# Small steps so that the labelled corpus (every disguise, end to end) spans many of them.
+STEP, WINDOW = 4 * 1024, 1024
+_CASES = [json.loads(line)["text"] for line in CORPUS.read_text("utf-8").splitlines()]
+TEXT = "\n".join(_CASES)
+WHOLE = [f.to_dict() for f in ENGINE.scan_text(TEXT, "upload")]
+
+
+def _stream(chunks) -> list[dict]:
+    stream = TextStream(ENGINE, "upload", step=STEP, window=WINDOW)
+    found = []
+    for chunk in chunks:
+        found += stream.feed(chunk)
+    found += stream.close()
+    return [f.to_dict() for f in found]
+
+
+def _split(text: str, sizes: list[int]) -> list[str]:
+    chunks, pos, i = [], 0, 0
+    while pos < len(text):
+        size = sizes[i % len(sizes)]
+        chunks.append(text[pos : pos + size])
+        pos += size
+        i += 1
+    return chunks
+
+
+def test_corpus_text_is_long_enough_for_several_steps():
+    assert len(TEXT) > 5 * (STEP + WINDOW)
+    assert len(WHOLE) > 500
+
+
+@pytest.mark.parametrize("size", [1, 7, 1000, STEP + 1, 10**7], ids=str)
+def test_fixed_chunk_sizes_give_the_whole_scan(size):
+    text = TEXT if size > 1 else TEXT[: 3 * (STEP + WINDOW)]  # 1-char chunks: keep it quick
+    expected = WHOLE if size > 1 else [f.to_dict() for f in ENGINE.scan_text(text, "upload")]
+    assert _stream(_split(text, [size])) == expected
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(min_value=1, max_value=20_000), min_size=1, max_size=20))
+def test_random_chunking_gives_the_whole_scan(sizes):
+    assert _stream(_split(TEXT, sizes)) == WHOLE
+
+
+def test_a_value_split_at_every_position_of_a_border_is_reported_once():
+    value = "11010519491231002X"
+    filler = "备注：正常还款。" * ((STEP + WINDOW) // 8 + 1)
+    text = filler + "身份证 " + value + "，" + filler
+    at = len(filler) + 4
+    for split in range(at - 2, at + len(value) + 2):
+        found = _stream([text[:split], text[split:]])
+        ids = [f for f in found if f["type"] == "cn_resident_id"]
+        assert len(ids) == 1, f"split at {split - at}: {len(ids)} findings"
+        assert text[ids[0]["start"] : ids[0]["end"]] == value
+
+
+def test_bytes_stream_decodes_across_chunk_borders():
+    text = "联系人手机：13912345678，身份证 11010519491231002X"
+    data = text.encode("gb18030")
+    stream = BytesStream(ENGINE, "body", encoding="gb18030", step=STEP, window=WINDOW)
+    found = []
+    for i in range(len(data)):  # one byte at a time: multi-byte characters split everywhere
+        found += stream.feed(data[i : i + 1])
+    found += stream.close()
+    assert sorted(f.detector for f in found) == ["cn_mobile", "cn_resident_id"]
+
+
+def test_memory_stays_bounded_over_a_long_stream():
+    # Ordinary prose with a value now and then, at the default step and window.
+    block = "债务人已按协议分期还款，合同编号 HT-2024-0315，金额 12,345.67 元。" * 40
+    block += "身份证 11010519491231002X\n"
+    chunk = (block * (65536 // len(block) + 1))[:65536]
+    stream = TextStream(ENGINE, "big")
+    tracemalloc.start()
+    try:
+        count = 0
+        for _ in range(256):  # 16 Mi characters
+            count += len(stream.feed(chunk))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count > 0
+    assert stream.chars == 256 * 65536
+    assert peak < 24 * 2**20, f"peak {peak / 2**20:.1f} MiB while streaming 16 Mi characters"
