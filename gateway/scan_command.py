@@ -29,10 +29,18 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="file, directory or '-' for stdin")
     p.add_argument("--json", action="store_true", help="one JSON object per finding")
-    p.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
-                   help=f"report findings at or above this score (default {DEFAULT_MIN_SCORE})")
-    p.add_argument("--backend", choices=("auto", "hyperscan", "re"), default="auto",
-                   help="pattern engine (default: hyperscan when available)")
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=DEFAULT_MIN_SCORE,
+        help=f"report findings at or above this score (default {DEFAULT_MIN_SCORE})",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "hyperscan", "re"),
+        default="auto",
+        help="pattern engine (default: hyperscan when available)",
+    )
     p.add_argument("--state-dir", help="where the installation key lives (default ./var)")
     p.set_defaults(func=run)
 
@@ -77,12 +85,15 @@ def run(args: argparse.Namespace) -> int:
             status = EXIT_ERROR
             continue
         name = "" if path is None else path.name
-        findings = engine.scan_parts(extract(data, name=name, location=name or "stdin",
-                                             limits=limits))
+        findings = engine.scan_parts(
+            extract(data, name=name, location=name or "stdin", limits=limits)
+        )
         for finding in findings:
             if args.json:
-                print(json.dumps({"source": source, **finding.to_dict()}, ensure_ascii=False),
-                      flush=False)
+                print(
+                    json.dumps({"source": source, **finding.to_dict()}, ensure_ascii=False),
+                    flush=False,
+                )
             else:
                 rows.append((source, finding))
         if findings and status == EXIT_CLEAN:
@@ -98,8 +109,13 @@ def _print_table(rows: list[tuple[str, Finding]]) -> None:
         return
     header = ("SOURCE", "TYPE", "SCORE", "LOCATION", "MASKED")
     table = [header] + [
-        (src, f.detector, f"{f.score:.2f}", f"{f.location} [{f.start}:{f.end}]",
-         f.masked or "; ".join(f.why))
+        (
+            src,
+            f.detector,
+            f"{f.score:.2f}",
+            f"{f.location} [{f.start}:{f.end}]",
+            f.masked or "; ".join(f.why),
+        )
         for src, f in rows
     ]
     widths = [max(_width(r[i]) for r in table) for i in range(len(header) - 1)]

@@ -73,8 +73,9 @@ class KeywordDetector(CustomDetector):
         for end, length in self._automaton.iter(haystack):
             start = end + 1 - length
             value = haystack[start : end + 1]
-            out.append((start, end + 1, Candidate(self.id, value, self.score, self.score,
-                                                  ("keyword",))))
+            out.append(
+                (start, end + 1, Candidate(self.id, value, self.score, self.score, ("keyword",)))
+            )
         return out
 
 
@@ -101,8 +102,11 @@ class RegexDetector(CustomDetector):
 
     def find(self, text: str) -> list[tuple[int, int, Candidate]]:
         out = []
-        why = ("custom pattern", f"validator {self.validator}") if self.validator else (
-            "custom pattern",)
+        why = (
+            ("custom pattern", f"validator {self.validator}")
+            if self.validator
+            else ("custom pattern",)
+        )
         for m in self._regex.finditer(text):
             value = re.sub(r"[\s\-.·/]", "", m.group())
             if not value or (self._validate and not self._validate(value)):

@@ -37,36 +37,100 @@ DETECTORS: dict[str, Detector] = {
         Detector(
             "cn_resident_id",
             "resident identity card number (18)",
-            ("身份证", "身份号", "证件号", "证件号码", "公民身份", "居民身份", "居住证", "sfz",
-             "id card", "idcard", "id_card", "id no", "id_no", "idno", "id number", "identity"),
+            (
+                "身份证",
+                "身份号",
+                "证件号",
+                "证件号码",
+                "公民身份",
+                "居民身份",
+                "居住证",
+                "sfz",
+                "id card",
+                "idcard",
+                "id_card",
+                "id no",
+                "id_no",
+                "idno",
+                "id number",
+                "identity",
+            ),
             masking.mask_resident_id,
         ),
         Detector(
             "cn_resident_id_15",
             "legacy resident identity card number (15)",
-            ("身份证", "身份号", "证件号", "公民身份", "居民身份", "sfz", "id card", "idcard",
-             "id_card", "id no", "id_no", "idno", "id number", "identity"),
+            (
+                "身份证",
+                "身份号",
+                "证件号",
+                "公民身份",
+                "居民身份",
+                "sfz",
+                "id card",
+                "idcard",
+                "id_card",
+                "id no",
+                "id_no",
+                "idno",
+                "id number",
+                "identity",
+            ),
             masking.mask_resident_id,
         ),
         Detector(
             "cn_bank_card",
             "bank card number",
-            ("卡号", "银行卡", "借记卡", "信用卡", "储蓄卡", "工资卡", "银联", "账号", "帐号",
-             "账户", "帐户", "开户", "card", "account", "acct"),
+            (
+                "卡号",
+                "银行卡",
+                "借记卡",
+                "信用卡",
+                "储蓄卡",
+                "工资卡",
+                "银联",
+                "账号",
+                "帐号",
+                "账户",
+                "帐户",
+                "开户",
+                "card",
+                "account",
+                "acct",
+            ),
             masking.mask_bank_card,
         ),
         Detector(
             "cn_mobile",
             "mobile phone number",
-            ("手机", "电话", "联系方式", "联系人", "短信", "微信", "mobile", "phone", "tel", "cell",
-             "whatsapp", "sms"),
+            (
+                "手机",
+                "电话",
+                "联系方式",
+                "联系人",
+                "短信",
+                "微信",
+                "mobile",
+                "phone",
+                "tel",
+                "cell",
+                "whatsapp",
+                "sms",
+            ),
             masking.mask_mobile,
         ),
         Detector(
             "cn_uscc",
             "unified social credit code",
-            ("统一社会信用代码", "信用代码", "社会信用", "税号", "纳税人识别号", "uscc",
-             "credit code"),
+            (
+                "统一社会信用代码",
+                "信用代码",
+                "社会信用",
+                "税号",
+                "纳税人识别号",
+                "uscc",
+                "credit code",
+            ),
             masking.mask_uscc,
         ),
         Detector(
@@ -78,8 +142,16 @@ DETECTORS: dict[str, Detector] = {
         Detector(
             "cn_hk_macau_permit",
             "Hong Kong/Macau travel permit number",
-            ("港澳通行证", "往来港澳", "回乡证", "来往内地", "港澳居民", "通行证", "home return",
-             "permit"),
+            (
+                "港澳通行证",
+                "往来港澳",
+                "回乡证",
+                "来往内地",
+                "港澳居民",
+                "通行证",
+                "home return",
+                "permit",
+            ),
             masking.mask_code,
         ),
         Detector(
@@ -88,8 +160,12 @@ DETECTORS: dict[str, Detector] = {
             ("台胞证", "台湾居民来往", "往来台湾", "来往大陆", "赴台", "通行证", "mtp", "permit"),
             masking.mask_code,
         ),
-        Detector("email", "e-mail address", ("邮箱", "邮件", "email", "e-mail", "mail"),
-                 masking.mask_email),
+        Detector(
+            "email",
+            "e-mail address",
+            ("邮箱", "邮件", "email", "e-mail", "mail"),
+            masking.mask_email,
+        ),
     )
 }
 
@@ -110,17 +186,35 @@ class Candidate:
 
 # Issuer prefixes of Chinese banks' Visa/Mastercard/JCB cards seen in debt files;
 # UnionPay (62) is recognised by prefix alone.
-CHINESE_BINS = ("436742", "436745", "456351", "427010", "427020", "524047", "512315",
-                "518710", "625", "356833", "438088", "491020", "402658", "410062", "622")
+CHINESE_BINS = (
+    "436742",
+    "436745",
+    "456351",
+    "427010",
+    "427020",
+    "524047",
+    "512315",
+    "518710",
+    "625",
+    "356833",
+    "438088",
+    "491020",
+    "402658",
+    "410062",
+    "622",
+)
 
 
 def _card(digits: str) -> Candidate | None:
     if checks.luhn_ok(digits):
         if digits.startswith("62"):
-            return Candidate("cn_bank_card", digits, 0.85, 1.0, ("Luhn valid", "UnionPay 62 prefix"))
+            return Candidate(
+                "cn_bank_card", digits, 0.85, 1.0, ("Luhn valid", "UnionPay 62 prefix")
+            )
         if digits.startswith(CHINESE_BINS):
-            return Candidate("cn_bank_card", digits, 0.7, 0.95,
-                             ("Luhn valid", "Chinese issuer prefix"))
+            return Candidate(
+                "cn_bank_card", digits, 0.7, 0.95, ("Luhn valid", "Chinese issuer prefix")
+            )
         if digits[0] in "3456":
             return Candidate("cn_bank_card", digits, 0.45, 0.85, ("Luhn valid",))
         return None
@@ -137,16 +231,37 @@ def numeric_candidates(value: str) -> list[Candidate]:
     digits_only = value.isdigit()
     if n == 18:
         if checks.resident_id_problem(value) is None:
-            out.append(Candidate("cn_resident_id", value, 0.85, 1.0,
-                                 ("GB 11643 check character valid", "area code and birth date valid")))
+            out.append(
+                Candidate(
+                    "cn_resident_id",
+                    value,
+                    0.85,
+                    1.0,
+                    ("GB 11643 check character valid", "area code and birth date valid"),
+                )
+            )
         if digits_only and checks.uscc_problem(value) is None:
-            out.append(Candidate("cn_uscc", value, 0.85, 0.95,
-                                 ("GB 32100 check character valid", "GB 11714 organisation code valid")))
+            out.append(
+                Candidate(
+                    "cn_uscc",
+                    value,
+                    0.85,
+                    0.95,
+                    ("GB 32100 check character valid", "GB 11714 organisation code valid"),
+                )
+            )
     if not digits_only:
         return out
     if n == 15 and checks.resident_id_15_problem(value) is None:
-        out.append(Candidate("cn_resident_id_15", value, 0.3, 0.8,
-                             ("legacy 15-digit ID: area code and birth date valid",)))
+        out.append(
+            Candidate(
+                "cn_resident_id_15",
+                value,
+                0.3,
+                0.8,
+                ("legacy 15-digit ID: area code and birth date valid",),
+            )
+        )
     if 16 <= n <= 19 and (card := _card(value)):
         out.append(card)
     if n == 11 and checks.mobile_ok(value):
@@ -173,8 +288,15 @@ def alnum_candidates(token: str) -> list[Candidate]:
     out: list[Candidate] = []
     upper = token.upper()
     if len(token) == 18 and token == upper and checks.uscc_problem(token) is None:
-        out.append(Candidate("cn_uscc", token, 0.85, 0.95,
-                             ("GB 32100 check character valid", "GB 11714 organisation code valid")))
+        out.append(
+            Candidate(
+                "cn_uscc",
+                token,
+                0.85,
+                0.95,
+                ("GB 32100 check character valid", "GB 11714 organisation code valid"),
+            )
+        )
     if _PASSPORT.fullmatch(upper):
         out.append(Candidate("cn_passport", upper, 0.2, 0.85, ("passport number shape",)))
     if _HK_MACAU.fullmatch(upper):

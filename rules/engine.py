@@ -35,9 +35,9 @@ BASE64_MIN_RUN = 16
 MAX_BASE64_DEPTH = 2
 
 _NUM, _ALNUM, _EMAIL, _TW_CONTEXT = 1, 2, 3, 4
-_LAYER_IDS = 100
+_LAYER_IDS = 100  # trigger ids from here on mean "normalisation needed"
 # A base64 run, also wrapped in lines as MIME bodies are, with its padding.
-_BASE64_RUN = rb"[A-Za-z0-9+/]+(?:\r?\n[A-Za-z0-9+/]+)*=*"  # trigger ids from here on mean "normalisation needed"
+_BASE64_RUN = rb"[A-Za-z0-9+/]+(?:\r?\n[A-Za-z0-9+/]+)*=*"
 
 
 def _trigger_set() -> list[triggers.Trigger]:
@@ -84,9 +84,7 @@ class Engine:
         self.min_score = min_score
         self._key = hash_key
         self._triggers = triggers.build(_trigger_set(), backend)
-        self._base64 = triggers.RunFinder(
-            rb"[A-Za-z0-9+/]", BASE64_MIN_RUN, _BASE64_RUN, backend
-        )
+        self._base64 = triggers.RunFinder(rb"[A-Za-z0-9+/]", BASE64_MIN_RUN, _BASE64_RUN, backend)
         self.backend = self._triggers.name
         self._masks = {d.id: d.mask for d in DETECTORS.values()}
         self._masks.update({c.id: c.mask for c in self.custom})

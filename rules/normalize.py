@@ -130,11 +130,7 @@ def _js(m: Match[str]) -> str | None:
     for u, x, slash in _JS_ESCAPE.findall(m.group()):
         units.append(int(u or x, 16) if (u or x) else ord(slash))
     # Pair UTF-16 surrogates; lone ones become U+FFFD rather than failing.
-    return (
-        "".join(map(chr, units))
-        .encode("utf-16", "surrogatepass")
-        .decode("utf-16", "replace")
-    )
+    return "".join(map(chr, units)).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _entity(m: Match[str]) -> str | None:
@@ -181,7 +177,7 @@ CHARACTER_LAYERS: tuple[Layer, ...] = (
     # the precise class is the trigger.
     Layer(
         _NAME_CHARS,
-        re.compile("[\U00010000-\U0010FFFF]+"),
+        re.compile("[\U00010000-\U0010ffff]+"),
         _chars,
         trigger=_char_class(_ASTRAL) + "+",
     ),

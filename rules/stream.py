@@ -20,10 +20,13 @@ STEP = 256 * 1024  # characters scanned per step beyond the window
 WINDOW = 8 * 1024  # held back: longer than any disguised value plus its context
 
 # Characters that can be part of a value, an escape or a disguise: never cut after them.
-_SOFT = frozenset(
-    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    " \t\r\n-./·*+=%&#;\\@_"
-) | frozenset(CHAR_TABLE) | frozenset(CN_DIGITS)
+_SOFT = (
+    frozenset(
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz \t\r\n-./·*+=%&#;\\@_"
+    )
+    | frozenset(CHAR_TABLE)
+    | frozenset(CN_DIGITS)
+)
 
 
 class TextStream:
@@ -101,5 +104,6 @@ def _hard_cut(buf: str, limit: int, search: int) -> int:
 
 
 def _shift(f: Finding, by: int) -> Finding:
-    return Finding(f.detector, f.score, f.location, f.start + by, f.end + by, f.masked,
-                   f.value_hash, f.why)
+    return Finding(
+        f.detector, f.score, f.location, f.start + by, f.end + by, f.masked, f.value_hash, f.why
+    )

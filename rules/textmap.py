@@ -45,7 +45,9 @@ class SpanMap:
         """Whether a rewritten region (or a deletion) lies within or across [start, end)."""
         i = bisect_right(self._dst_start, end) - 1
         while i >= 0 and self._dst_end[i] >= start:
-            if self._dst_start[i] < end and (self._dst_end[i] > start or self._dst_start[i] > start):
+            if self._dst_start[i] < end and (
+                self._dst_end[i] > start or self._dst_start[i] > start
+            ):
                 return True
             i -= 1
         return False

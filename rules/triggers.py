@@ -11,6 +11,7 @@ then examines with the same Python code.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,10 +111,8 @@ class RunFinder:
             hit.append(end)
             return True  # stop at the first window: the run is measured in Python
 
-        try:
+        with contextlib.suppress(hyperscan.ScanTerminated):
             self._db.scan(view[offset:], match_event_handler=on_match, scratch=self._scratch)
-        except hyperscan.ScanTerminated:
-            pass
         return offset + hit[0] - self.min_len if hit else None
 
     def runs(self, data: bytes) -> list[tuple[int, int]]:
