@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rules import tokens, triggers
@@ -27,7 +27,7 @@ from rules.custom import CustomDetector
 from rules.detectors import DEFAULT_MIN_SCORE, DETECTORS, PRIORITY, Candidate
 from rules.findings import Finding, Part, Problem
 from rules.masking import value_hash
-from rules.normalize import CHARACTER_LAYERS, DECODING_LAYERS, MapChain, Normalised, normalise
+from rules.normalize import ALL_LAYERS, MapChain, Normalised, normalise
 
 CONTEXT_BEFORE = 64  # bytes before a value searched for context words (~20 CJK characters)
 CONTEXT_AFTER = 32
@@ -47,7 +47,7 @@ def _trigger_set() -> list[triggers.Trigger]:
         triggers.Trigger(_EMAIL, tokens.EMAIL_TRIGGER),
         triggers.Trigger(_TW_CONTEXT, tokens.TW_CONTEXT_TRIGGER),
     ]
-    for i, layer in enumerate(DECODING_LAYERS + CHARACTER_LAYERS):
+    for i, layer in enumerate(ALL_LAYERS):
         found.append(triggers.Trigger(_LAYER_IDS + i, layer.trigger_pattern.encode(), utf8=True))
     return found
 
@@ -124,8 +124,9 @@ class Engine:
     def _scan(self, text: str, depth: int) -> list[_Raw]:
         data = text.encode("utf-8", "replace")
         ends = self._triggers.ends(data)
-        if any(tid >= _LAYER_IDS for tid, _ in ends):
-            norm = normalise(text)
+        layers = {tid - _LAYER_IDS for tid, _ in ends if tid >= _LAYER_IDS}
+        if layers:
+            norm = normalise(text, needed=self._layers_needed(layers))
             data = norm.text.encode("utf-8", "replace")
             ends = self._triggers.ends(data)
         else:
@@ -138,6 +139,19 @@ class Engine:
                 start, end, undone = norm.back.trace(start, end)
                 raws.append(_Raw(start, end, cand, cand.score, (*cand.why, *undone)))
         return _resolve(raws)
+
+    def _layers_needed(self, first: set[int]) -> Callable[[str], set[int]]:
+        """Answers normalise()'s "which layers match?" from the trigger pass."""
+        answers = iter([first])
+
+        def needed(text: str) -> set[int]:
+            known = next(answers, None)
+            if known is not None:
+                return known
+            ends = self._triggers.ends(text.encode("utf-8", "replace"))
+            return {tid - _LAYER_IDS for tid, _ in ends if tid >= _LAYER_IDS}
+
+        return needed
 
     def _token_hits(self, data: bytes, ends: list[tuple[int, int]]) -> list[tuple[int, int, _Raw]]:
         """(byte start, byte end, judged) for every token around a trigger."""
@@ -153,8 +167,13 @@ class Engine:
                             out.append((hit.start, hit.end, judged))
                 continue
             run = last_run.get(tid)
-            if run is None or run[0] <= end - 1 < run[1]:
-                continue  # not a token trigger, or inside the run just cut (most are)
+            if run is None:
+                continue  # a layer trigger
+            anchor = end - 1
+            if tid == _NUM and not 48 <= data[anchor] <= 57:
+                anchor -= 1  # the trigger ended on the byte after the digits
+            if run[0] <= anchor < run[1]:
+                continue  # inside the run just cut
             if tid == _NUM:
                 kind, charset, cut = _NUM, tokens.NUM_CLASS, tokens.numeric_hits
             elif tid == _ALNUM:
@@ -163,7 +182,7 @@ class Engine:
                 kind, charset, cut = _EMAIL, tokens.EMAIL_CLASS, tokens.email_hits
             else:
                 continue
-            start, stop = tokens.run_around(data, end - 1, charset)
+            start, stop = tokens.run_around(data, anchor, charset)
             last_run[kind] = (start, stop)
             if (kind, start, stop) in seen:
                 continue

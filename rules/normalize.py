@@ -147,17 +147,19 @@ def _cn_numerals(m: Match[str]) -> str:
     return "".join(CN_DIGITS.get(c, c) for c in m.group())
 
 
+# Each pattern starts with a literal so that `re` can skip ahead with a fast search.
 DECODING_LAYERS: tuple[Layer, ...] = (
     Layer(
         "decoded quoted-printable",
-        re.compile(r"(?:=[89A-Fa-f][0-9A-Fa-f]|=\r?\n)+"),
+        re.compile(r"=(?:[89A-Fa-f][0-9A-Fa-f]|\r?\n)(?:=[89A-Fa-f][0-9A-Fa-f]|=\r?\n)*"),
         _qp,
     ),
-    Layer("decoded URL escapes", re.compile(r"(?:%[0-9A-Fa-f]{2})+"), _url),
-    Layer("decoded URL escapes", re.compile(r"(?:%[0-9A-Fa-f]{2})+"), _url),  # double encoding
+    Layer("decoded URL escapes", re.compile(r"%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*"), _url),
     Layer(
         "decoded JSON/JS escapes",
-        re.compile(r"(?:\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|\\/)+"),
+        re.compile(
+            r"\\(?:u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|/)(?:\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|\\/)*"
+        ),
         _js,
     ),
     Layer(
@@ -200,17 +202,37 @@ class Normalised:
     back: MapChain
 
 
-def apply_layers(text: str, layers: tuple[Layer, ...], back: MapChain | None = None) -> Normalised:
-    back = back or MapChain()
-    for layer in layers:
-        result = substitute(text, layer.pattern, layer.replace)
-        if result is not None:
+ALL_LAYERS: tuple[Layer, ...] = DECODING_LAYERS + CHARACTER_LAYERS
+MAX_ROUNDS = 3  # URL-encoded entities of full-width digits: each round peels one layer
+
+
+def normalise(text: str, needed: Callable[[str], set[int]] | None = None) -> Normalised:
+    """The text as the detectors should see it.
+
+    `needed(text)` says which of ALL_LAYERS (by index) match a text; the
+    engine answers it with its multi-pattern pass. Layers are applied in
+    order, and again as long as a round's output needs more (an escape can
+    hide another), at most MAX_ROUNDS rounds.
+    """
+    needed = needed or _layers_matching
+    back = MapChain()
+    wanted = needed(text)
+    fruitless: set[int] = set()  # applied but changed nothing (e.g. an unknown entity)
+    for _ in range(MAX_ROUNDS):
+        wanted -= fruitless
+        if not wanted:
+            break
+        for i in sorted(wanted):
+            layer = ALL_LAYERS[i]
+            result = substitute(text, layer.pattern, layer.replace)
+            if result is None:
+                fruitless.add(i)
+                continue
             text, spans = result
             back = back.then(layer.name, spans)
+        wanted = needed(text)
     return Normalised(text, back)
 
 
-def normalise(text: str) -> Normalised:
-    """All layers: the text as the detectors should see it."""
-    decoded = apply_layers(text, DECODING_LAYERS)
-    return apply_layers(decoded.text, CHARACTER_LAYERS, decoded.back)
+def _layers_matching(text: str) -> set[int]:
+    return {i for i, layer in enumerate(ALL_LAYERS) if layer.pattern.search(text)}

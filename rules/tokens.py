@@ -42,8 +42,9 @@ EMAIL = re.compile(
 )
 
 # Trigger patterns: a necessary condition for each token kind, ending inside the token.
-# Numbers need 11 digits (a mobile), so dates and amounts never wake the engine.
-NUM_TRIGGER = rb"[0-9](?:" + _SEP + rb"{0,3}[0-9]){10}"
+# Numbers need 11 digits (a mobile), so dates and amounts never wake the engine; a
+# window only fires where digits stop (not at every digit of a long number).
+NUM_TRIGGER = rb"[0-9](?:" + _SEP + rb"{0,3}[0-9]){10}(?:[^0-9]|$)"
 ALNUM_TRIGGER = rb"[A-Za-z][0-9]{6}|[0-9]{6}[A-Za-z]"
 EMAIL_TRIGGER = rb"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]+\.[A-Za-z0-9]"
 
