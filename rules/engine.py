@@ -86,6 +86,7 @@ class Engine:
         self._triggers = triggers.build(_trigger_set(), backend)
         self._base64 = triggers.RunFinder(rb"[A-Za-z0-9+/]", BASE64_MIN_RUN, _BASE64_RUN, backend)
         self.backend = self._triggers.name
+        self._redacted: dict[str, str] = {}
         self._masks = {d.id: d.mask for d in DETECTORS.values()}
         self._masks.update({c.id: c.mask for c in self.custom})
         self._context = {
@@ -107,16 +108,39 @@ class Engine:
                 i = bisect_right(offsets, raw.start) - 1
                 if i >= 0:
                     location = part.segments[i].location
-            findings.append(self._finding(raw, location))
+            findings.append(self._finding(raw, self.redact(location)))
         return findings
 
     def scan_parts(self, items: Iterable[Part | Problem]) -> list[Finding]:
         out: list[Finding] = []
         for item in items:
             if isinstance(item, Problem):
-                out.append(item.to_finding())
+                # File and member names are user data too: 张三_<ID>.xlsx.
+                masked = Problem(
+                    item.detector, self.redact(item.location), self.redact(item.reason)
+                )
+                out.append(masked.to_finding())
             else:
                 out.extend(self.scan_part(item))
+        return out
+
+    def redact(self, text: str) -> str:
+        """`text` with every value found in it replaced by its masked form."""
+        if not text:
+            return text
+        cached = self._redacted.get(text)
+        if cached is not None:
+            return cached
+        out = text
+        for raw in reversed(self._scan(text, depth=0)):
+            out = (
+                out[: raw.start]
+                + self._masks[raw.candidate.detector](raw.candidate.value)
+                + out[raw.end :]
+            )
+        if len(self._redacted) > 4096:  # locations repeat within a message, not forever
+            self._redacted.clear()
+        self._redacted[text] = out
         return out
 
     # -- the pipeline -------------------------------------------------------

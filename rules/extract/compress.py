@@ -1,0 +1,171 @@
+"""Bounded decompression of single streams: gzip, zlib/deflate, brotli, zstd, bzip2, xz.
+
+Output is produced in chunks into a `Sink`, which stops at the member size,
+ratio and total limits, so a bomb costs at most one chunk beyond the limit.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import zlib
+from collections.abc import Callable
+
+import brotli
+import zstandard
+
+from .limits import Budget, ExtractionError, Limits, Sink
+
+CHUNK = 256 * 1024
+# Refuse streams whose decoder would need more memory than this (huge windows).
+_ZSTD_MAX_WINDOW = 2**27
+_XZ_MEMLIMIT = 2**28
+
+# Codec names as in Content-Encoding, plus the file formats that are one stream.
+GZIP, DEFLATE, BROTLI, ZSTD, BZIP2, XZ = "gzip", "deflate", "br", "zstd", "bzip2", "xz"
+_ALIASES = {"x-gzip": GZIP, "gzip": GZIP, "deflate": DEFLATE, "br": BROTLI, "zstd": ZSTD}
+
+
+def _zlib(data: bytes, sink: Sink, wbits: int) -> None:
+    """zlib-family (gzip, zlib, raw deflate); gzip may hold several members."""
+    rest = data
+    while rest:
+        d = zlib.decompressobj(wbits)
+        pending = rest
+        while pending:
+            sink.write(d.decompress(pending, CHUNK))
+            pending = d.unconsumed_tail
+        while not d.eof:
+            out = d.decompress(b"", CHUNK)
+            if not out:
+                break
+            sink.write(out)
+        if not d.eof:
+            raise EOFError("truncated")
+        # Only gzip allows concatenated members; trailing zero padding is common.
+        rest = d.unused_data if wbits > 15 else b""
+        if not rest.strip(b"\x00"):
+            return
+
+
+def _gzip(data: bytes, sink: Sink) -> None:
+    _zlib(data, sink, 16 + zlib.MAX_WBITS)
+
+
+def _deflate(data: bytes, sink: Sink) -> None:
+    """HTTP 'deflate' should be zlib-wrapped, but many servers send raw deflate."""
+    if len(data) >= 2 and (data[0] & 0x0F) == 8 and ((data[0] << 8) | data[1]) % 31 == 0:
+        _zlib(data, sink, zlib.MAX_WBITS)
+    else:
+        _zlib(data, sink, -zlib.MAX_WBITS)
+
+
+def _brotli(data: bytes, sink: Sink) -> None:
+    d = brotli.Decompressor()
+    for i in range(0, max(len(data), 1), CHUNK):
+        sink.write(d.process(data[i : i + CHUNK], output_buffer_limit=CHUNK))
+        while not d.can_accept_more_data():
+            sink.write(d.process(b"", output_buffer_limit=CHUNK))
+    if not d.is_finished():
+        raise EOFError("truncated")
+
+
+def _zstd_frames_end(data: bytes) -> bool:
+    """Whether `data` is whole zstd frames: the stream reader bounds the output but
+    returns quietly at a truncated frame, so the framing is walked here."""
+    pos = 0
+    while pos < len(data):
+        magic = int.from_bytes(data[pos : pos + 4], "little")
+        if 0x184D2A50 <= magic <= 0x184D2A5F:  # skippable frame
+            pos += 8 + int.from_bytes(data[pos + 4 : pos + 8], "little")
+            continue
+        if magic != 0xFD2FB528 or pos + 5 > len(data):
+            return False
+        descriptor = data[pos + 4]
+        single_segment = descriptor >> 5 & 1
+        content_size_bytes = (0, 2, 4, 8)[descriptor >> 6] or single_segment
+        pos += 5 + (not single_segment) + (0, 1, 2, 4)[descriptor & 3] + content_size_bytes
+        last = False
+        while not last:
+            if pos + 3 > len(data):
+                return False
+            header = int.from_bytes(data[pos : pos + 3], "little")
+            last, kind, size = header & 1, header >> 1 & 3, header >> 3
+            pos += 3 + (1 if kind == 1 else size)  # an RLE block stores one byte
+        pos += 4 * (descriptor >> 2 & 1)  # content checksum
+    return pos == len(data)
+
+
+def _zstd(data: bytes, sink: Sink) -> None:
+    if not _zstd_frames_end(data):
+        raise EOFError("truncated zstd frame")
+    dctx = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
+    with dctx.stream_reader(io.BytesIO(data), read_across_frames=True) as reader:
+        while chunk := reader.read(CHUNK):
+            sink.write(chunk)
+
+
+def _stdlib(make: Callable[[], bz2.BZ2Decompressor | lzma.LZMADecompressor]):
+    """bzip2 and xz, whose decompressors share one interface; streams may be concatenated."""
+
+    def run(data: bytes, sink: Sink) -> None:
+        rest = data
+        while rest:
+            d = make()
+            sink.write(d.decompress(rest, CHUNK))
+            while not d.eof and not d.needs_input:
+                sink.write(d.decompress(b"", CHUNK))
+            if not d.eof:
+                raise EOFError("truncated")
+            rest = d.unused_data
+            if not rest.strip(b"\x00"):
+                return
+
+    return run
+
+
+_DECODERS = {
+    GZIP: _gzip,
+    DEFLATE: _deflate,
+    BROTLI: _brotli,
+    ZSTD: _zstd,
+    BZIP2: _stdlib(bz2.BZ2Decompressor),
+    XZ: _stdlib(lambda: lzma.LZMADecompressor(memlimit=_XZ_MEMLIMIT)),
+}
+_ERRORS = (zlib.error, brotli.error, zstandard.ZstdError, OSError, EOFError, lzma.LZMAError)
+
+
+def decompress(data: bytes, method: str, what: str, budget: Budget) -> bytes:
+    """Decompress one stream within the limits, or raise ExtractionError."""
+    budget.check()
+    sink = Sink(what, len(data), budget)
+    try:
+        _DECODERS[method](data, sink)
+    except EOFError:
+        raise ExtractionError(f"{what} is truncated ({method})") from None
+    except _ERRORS as exc:
+        raise ExtractionError(f"{what} is corrupt ({method}: {type(exc).__name__})") from None
+    return sink.value()
+
+
+def decode_content_encoding(
+    data: bytes,
+    encoding: str,
+    limits: Limits = Limits(),  # noqa: B008 - frozen
+) -> bytes:
+    """Undo an HTTP Content-Encoding (gzip, x-gzip, deflate, br, zstd, identity, or a
+    chain such as "gzip, br", applied in that order), bounded by `limits`.
+
+    Raises ExtractionError when a stream is corrupt or over a limit.
+    """
+    budget = Budget(limits)
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    for coding in reversed(codings):  # the last coding listed was applied last
+        if coding == "identity":
+            continue
+        method = _ALIASES.get(coding)
+        if method is None:
+            raise ExtractionError(f"unsupported content encoding {coding[:40]!r}")
+        data = decompress(data, method, f"{coding} body", budget)
+    return data

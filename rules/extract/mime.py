@@ -1,0 +1,133 @@
+"""Mail messages (.eml, message/rfc822): headers, text bodies, attachments, nested messages.
+
+Bodies are transfer-decoded (base64, quoted-printable) and charset-decoded;
+attachments are extracted in turn under "attachment FILENAME" with RFC 2231 /
+RFC 2047 names decoded.
+"""
+
+from __future__ import annotations
+
+import email.errors
+import email.header
+import email.policy
+import email.utils
+from collections.abc import Iterator
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from typing import TYPE_CHECKING
+
+from rules.findings import UNINSPECTABLE, Part, Problem, Segment
+
+from .charset import decode_text
+from .names import names_part
+
+if TYPE_CHECKING:
+    from .item import Item
+    from .walk import Walk
+
+_HEADERS = ("Subject", "From", "To", "Cc", "Reply-To")
+_MAX_MULTIPART_NESTING = 32  # multipart in multipart; real mail uses three or four
+
+
+def _header_text(raw: str) -> str:
+    """RFC 2047 decoding of a raw header value, keeping every character of it.
+
+    Deliberately not the policy's structured parsing: it rewrites malformed
+    address headers and can drop text that a human would still read.
+    """
+    if not raw.isascii():  # raw 8-bit bytes (often UTF-8 or GBK), kept as surrogates
+        raw = decode_text(raw.encode("utf-8", "surrogateescape"))
+    try:
+        return str(email.header.make_header(email.header.decode_header(raw)))
+    except Exception:  # unknown charsets, broken encoded words: keep the raw text
+        return raw
+
+
+def _header_values(msg: Message, name: str) -> list[str]:
+    wanted = name.lower()
+    return [_header_text(str(v)) for k, v in msg.raw_items() if k.lower() == wanted]
+
+
+def _headers(msg: Message, item: Item) -> Iterator[Part]:
+    """One Part "mail headers" with a Segment per header line."""
+    location = item.at("mail headers")
+    lines: list[str] = []
+    segments: list[Segment] = []
+    offset = 0
+    for name in _HEADERS:
+        for value in _header_values(msg, name):
+            line = f"{name}: {' '.join(value.split())}"
+            segments.append(Segment(offset, f"{location} › {name}"))
+            lines.append(line)
+            offset += len(line) + 1
+    if lines:
+        yield Part(location, "\n".join(lines), tuple(segments))
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename() or part.get_param("name") or ""
+    except Exception:  # a malformed RFC 2231 parameter
+        name = ""
+    if isinstance(name, tuple):  # RFC 2231 value the policy left undecoded
+        name = email.utils.collapse_rfc2231_value(name)
+    name = str(name)
+    return _header_text(name) if "=?" in name else name
+
+
+def _payload(part: Message) -> bytes:
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _entity(
+    part: Message, item: Item, walk: Walk, nesting: int, named: list[tuple[str, str]]
+) -> Iterator[Part | Problem]:
+    """Bodies and attachments of `part`; attachment names are added to `named`."""
+    ctype = part.get_content_type()
+    if ctype == "message/rfc822":
+        inner = part.get_payload()
+        if isinstance(inner, list) and inner:
+            label = f"attachment {_filename(part) or 'message'}"
+            yield from walk.nested_parsed(
+                item, item.at(label), lambda it: _message(inner[0], it, walk)
+            )
+        return
+    if part.is_multipart():
+        if nesting >= _MAX_MULTIPART_NESTING:
+            reason = f"multipart nested deeper than {_MAX_MULTIPART_NESTING} levels"
+            yield Problem(UNINSPECTABLE, item.location, reason)
+            return
+        for sub in part.get_payload():
+            yield from _entity(sub, item, walk, nesting + 1, named)
+        return
+    walk.budget.count_file()
+    filename = _filename(part)
+    charset = part.get_content_charset() or ""
+    is_body = (
+        ctype.startswith("text/")
+        and not filename
+        and part.get_content_disposition() != "attachment"
+    )
+    if is_body:
+        text = decode_text(_payload(part), declared=charset)
+        if text:
+            yield Part(item.at(f"mail body {ctype}"), text)
+        return
+    content_type = f"{ctype}; charset={charset}" if charset else ctype
+    location = item.at(f"attachment {filename or f'unnamed {ctype}'}")
+    named.append((filename, location))
+    yield from walk.nested(item, _payload(part), filename, content_type, location)
+
+
+def _message(msg: Message, item: Item, walk: Walk) -> Iterator[Part | Problem]:
+    yield from _headers(msg, item)
+    named: list[tuple[str, str]] = []
+    yield from _entity(msg, item, walk, 0, named)
+    if names := names_part(item.at("attachment names"), named):
+        yield names
+
+
+def extract_mail(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]:
+    msg: EmailMessage = BytesParser(policy=email.policy.default).parsebytes(data)
+    yield from _message(msg, item, walk)

@@ -1,0 +1,24 @@
+"""The names inside a container, as text to scan.
+
+Names carry data too: an attachment called "张三_11010519491231002X.jpg" has
+no readable content, yet its name alone discloses an ID.
+"""
+
+from __future__ import annotations
+
+from rules.findings import Part, Segment
+
+from .limits import MAX_SEGMENTS
+
+
+def names_part(location: str, named: list[tuple[str, str]]) -> Part | None:
+    """One Part at `location` listing the names of `named` [(name, its location)],
+    with a Segment per name pointing at the named item."""
+    named = [(name, at) for name, at in named if name]
+    if not named:
+        return None
+    segments, offset = [], 0
+    for name, at in named[:MAX_SEGMENTS]:
+        segments.append(Segment(offset, at))
+        offset += len(name) + 1
+    return Part(location, "\n".join(name for name, _ in named), tuple(segments))

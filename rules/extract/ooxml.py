@@ -1,0 +1,139 @@
+"""Office Open XML documents (docx, pptx; xlsx goes to `spreadsheet`) and their embedded files.
+
+Text of all runs in a paragraph is joined WITHOUT separators: Word splits a
+value over runs wherever formatting or proofing marks change, and an ID must
+come out whole.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from rules.findings import ENCRYPTED_ARCHIVE, UNINSPECTABLE, Part, Problem
+
+from . import spreadsheet
+from .limits import BudgetExhausted, ExtractionError
+from .xmlstream import parse_xml
+from .zipfiles import SizedZipFile, is_encrypted, read_member
+
+if TYPE_CHECKING:
+    from .item import Item
+    from .walk import Walk
+
+WORD, SHEET, SLIDES = "docx", "xlsx", "pptx"
+_MAIN_PARTS = (
+    ("word/document.xml", WORD),
+    ("xl/workbook.xml", SHEET),
+    ("ppt/presentation.xml", SLIDES),
+)
+_WORD_PART = re.compile(r"word/(document|header|footer|footnotes|endnotes|comments)(\d*)\.xml")
+_WORD_ORDER = ("document", "header", "footer", "footnotes", "endnotes", "comments")
+_SLIDE_PART = re.compile(r"ppt/(slides/slide|notesSlides/notesSlide)(\d+)\.xml")
+_EMBEDDED = re.compile(r"(?:word|xl|ppt)/embeddings/[^/]+")
+
+
+def document_kind(zf: zipfile.ZipFile) -> str | None:
+    names = set(zf.namelist())
+    if "[Content_Types].xml" not in names:
+        return None
+    return next((kind for part, kind in _MAIN_PARTS if part in names), None)
+
+
+class ParagraphText:
+    """Collects w:t / a:t text: paragraphs end in "\\n", w:tab is "\\t", breaks are "\\n"."""
+
+    _TEXT = frozenset({"t", "delText"})  # deleted text is still in the file, and readable
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self._stack: list[str] = []
+        self._skipping = 0  # depth inside mc:Fallback, a duplicate of the mc:Choice content
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        parent = self._stack[-1] if self._stack else ""
+        self._stack.append(name)
+        if self._skipping or name == "Fallback":
+            self._skipping += 1
+        elif name in ("br", "cr"):
+            self.pieces.append("\n")
+        elif name == "tab" and parent == "r":  # not the tab stops in w:pPr/w:tabs
+            self.pieces.append("\t")
+
+    def end(self, name: str) -> None:
+        self._stack.pop()
+        if self._skipping:
+            self._skipping -= 1
+        elif name == "p":
+            self.pieces.append("\n")
+
+    def text(self, chars: str) -> None:
+        if not self._skipping and self._stack and self._stack[-1] in self._TEXT:
+            self.pieces.append(chars)
+
+
+def paragraph_text(data: bytes, what: str, walk: Walk) -> str:
+    collector = ParagraphText()
+    parse_xml(data, what, walk.budget, collector.start, collector.end, collector.text)
+    return "".join(collector.pieces)
+
+
+def _text_parts(kind: str, names: list[str]) -> list[tuple[str, str]]:
+    """(member, location label) of the parts holding text, in reading order."""
+    if kind == WORD:
+        found = [(m, n) for n in names if (m := _WORD_PART.fullmatch(n))]
+        found.sort(key=lambda mn: (_WORD_ORDER.index(mn[0][1]), int(mn[0][2] or 0)))
+        return [(n, n) for _, n in found]
+    found = [(m, n) for n in names if (m := _SLIDE_PART.fullmatch(n))]
+    found.sort(key=lambda mn: (mn[0][1] != "slides/slide", int(mn[0][2])))
+    label = {"slides/slide": "slide", "notesSlides/notesSlide": "notes"}
+    return [(n, f"{label[m[1]]} {m[2]}") for m, n in found]
+
+
+def _read(zf: SizedZipFile, name: str, walk: Walk) -> bytes:
+    info = zf.getinfo(name)
+    if is_encrypted(info):
+        raise ExtractionError(f"document part {name} is encrypted")
+    return read_member(zf, info, f"document part {name}", walk.budget)
+
+
+def extract_document(
+    zf: SizedZipFile, kind: str, item: Item, walk: Walk
+) -> Iterator[Part | Problem]:
+    names = zf.namelist()
+    if kind == SHEET:
+        yield from spreadsheet.extract_workbook(lambda n: _read(zf, n, walk), names, item, walk)
+    else:
+        for name, label in _text_parts(kind, names):
+            try:
+                text = paragraph_text(_read(zf, name, walk), f"document part {name}", walk)
+            except BudgetExhausted:
+                raise
+            except ExtractionError as exc:
+                yield Problem(UNINSPECTABLE, item.at(label), exc.reason)
+                continue
+            if text.strip():
+                yield Part(item.at(label), text)
+    yield from _embedded(zf, names, item, walk)
+
+
+def _embedded(zf: SizedZipFile, names: list[str], item: Item, walk: Walk):
+    """Files embedded in the document (a workbook in a letter) are content too."""
+    for name in names:
+        if not _EMBEDDED.fullmatch(name):
+            continue
+        walk.budget.count_file()
+        info = zf.getinfo(name)
+        if is_encrypted(info):
+            yield Problem(ENCRYPTED_ARCHIVE, item.location, f"encrypted embedded file {name}")
+            continue
+        try:
+            content = read_member(zf, info, f"embedded file {name}", walk.budget)
+        except BudgetExhausted:
+            raise
+        except ExtractionError as exc:
+            yield Problem(UNINSPECTABLE, item.at(name), exc.reason)
+            continue
+        yield from walk.nested(item, content, name)
