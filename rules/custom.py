@@ -32,10 +32,26 @@ def resolve_validator(name: str) -> Callable[[str], bool]:
     if name in VALIDATORS:
         return VALIDATORS[name]
     if name.startswith("stdnum:"):
-        module = import_module("stdnum." + name.removeprefix("stdnum:"))
+        try:
+            module = import_module("stdnum." + name.removeprefix("stdnum:"))
+        except ImportError:
+            module = None
+        if module is None or not callable(getattr(module, "is_valid", None)):
+            raise ValueError(
+                f"unknown validator {name!r}: python-stdnum has no format "
+                f"{name.removeprefix('stdnum:')!r} with is_valid()"
+            )
         return module.is_valid
     known = ", ".join([*VALIDATORS, "stdnum:<module>"])
     raise ValueError(f"unknown validator {name!r} (known: {known})")
+
+
+def _lower_keeping_offsets(text: str) -> str:
+    """Lower case, one character for one: 'İ'.lower() is two characters and would shift spans."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(low if len(low := c.lower()) == 1 else c for c in text)
 
 
 class CustomDetector:
@@ -68,7 +84,7 @@ class KeywordDetector(CustomDetector):
         self._automaton.make_automaton()
 
     def find(self, text: str) -> list[tuple[int, int, Candidate]]:
-        haystack = text if self.case_sensitive else text.lower()
+        haystack = text if self.case_sensitive else _lower_keeping_offsets(text)
         out = []
         for end, length in self._automaton.iter(haystack):
             start = end + 1 - length

@@ -61,6 +61,7 @@ class _Raw:
     candidate: Candidate
     score: float
     why: tuple[str, ...]
+    length: int  # of the value as the detectors saw it: ties go to the longer value
 
 
 class Engine:
@@ -161,7 +162,9 @@ class Engine:
         for detector in self.custom:
             for start, end, cand in detector.find(norm.text):
                 start, end, undone = norm.back.trace(start, end)
-                raws.append(_Raw(start, end, cand, cand.score, (*cand.why, *undone)))
+                raws.append(
+                    _Raw(start, end, cand, cand.score, (*cand.why, *undone), len(cand.value))
+                )
         return _resolve(raws)
 
     def _layers_needed(self, first: set[int]) -> Callable[[str], set[int]]:
@@ -228,7 +231,7 @@ class Engine:
                 why = (*why, f"context word {word!r}")
         if score < self.min_score or score <= 0:
             return None
-        return _Raw(start, end, cand, score, why)
+        return _Raw(start, end, cand, score, why, end - start)
 
     def _context_word(self, data: bytes, start: int, end: int, detector: str) -> str | None:
         window = data[max(0, start - CONTEXT_BEFORE) : start].lower()
@@ -254,7 +257,9 @@ class Engine:
             for raw in self._scan(decoded, depth + 1):
                 start, end = run.span(char_to_byte(raw.start), char_to_byte(raw.end))
                 why = (*raw.why, "inside base64")
-                out.append((start, end, _Raw(start, end, raw.candidate, raw.score, why)))
+                out.append(
+                    (start, end, _Raw(start, end, raw.candidate, raw.score, why, raw.length))
+                )
         return out
 
     def _to_chars(
@@ -267,7 +272,7 @@ class Engine:
         out = []
         for b_start, b_end, raw in hits:
             start, end, undone = norm.back.trace(to_char[b_start], to_char[b_end])
-            out.append(_Raw(start, end, raw.candidate, raw.score, (*raw.why, *undone)))
+            out.append(_Raw(start, end, raw.candidate, raw.score, (*raw.why, *undone), raw.length))
         return out
 
     def _finding(self, raw: _Raw, location: str) -> Finding:
@@ -288,7 +293,8 @@ def _resolve(raws: list[_Raw]) -> list[_Raw]:
     """Overlapping candidates: keep the highest score, then the longer span, then priority."""
     rank = {d: i for i, d in enumerate(PRIORITY)}
     ordered = sorted(
-        raws, key=lambda r: (-r.score, -(r.end - r.start), rank.get(r.candidate.detector, 99))
+        raws,
+        key=lambda r: (-r.score, -r.length, -(r.end - r.start), rank.get(r.candidate.detector, 99)),
     )
     starts: list[int] = []  # kept spans, disjoint, sorted by start
     kept: list[_Raw] = []

@@ -20,7 +20,8 @@ def keep_ends(value: str, head: int, tail: int, stars: int | None = None) -> str
 
 
 def mask_resident_id(value: str) -> str:
-    return keep_ends(value, 6, 4)
+    # 15-digit IDs end in a 3-digit sequence: showing 4 would reveal a birth-date digit.
+    return keep_ends(value, 6, 4 if len(value) == 18 else 3)
 
 
 def mask_bank_card(value: str) -> str:

@@ -53,7 +53,8 @@ _KEEP_AS_IS = frozenset("·")  # a separator the engine understands; NFKC would 
 def _char_table() -> dict[str, str]:
     """Non-ASCII characters that stand for an ASCII letter, digit or number punctuation."""
     table = dict.fromkeys(_INVISIBLE, "")
-    wanted = set("0123456789@.-_+") | {chr(c) for c in range(ord("A"), ord("z") + 1)}
+    # Letters, digits, number punctuation and the space (U+3000 between full-width words).
+    wanted = set("0123456789@.-_+ ") | {chr(c) for c in range(ord("A"), ord("z") + 1)}
     for code in range(0x80, sys.maxunicode + 1):
         ch = chr(code)
         if ch in table or ch in _KEEP_AS_IS or unicodedata.category(ch) == "Cs":
