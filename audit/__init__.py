@@ -1,1 +1,1 @@
-"""audit — lands with a later issue; the package exists so the layout is fixed from the start."""
+"""audit — lands with a later issue; the package exists to fix the layout."""

@@ -1,1 +1,1 @@
-"""certs — lands with a later issue; the package exists so the layout is fixed from the start."""
+"""certs — lands with a later issue; the package exists to fix the layout."""

@@ -1,1 +1,1 @@
-"""mailrelay — lands with a later issue; the package exists so the layout is fixed from the start."""
+"""mailrelay — lands with a later issue; the package exists to fix the layout."""

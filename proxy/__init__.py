@@ -1,1 +1,1 @@
-"""proxy — lands with a later issue; the package exists so the layout is fixed from the start."""
+"""proxy — lands with a later issue; the package exists to fix the layout."""
