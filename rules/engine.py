@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -35,21 +36,36 @@ BASE64_MIN_RUN = 16
 MAX_BASE64_DEPTH = 2
 
 _NUM, _ALNUM, _EMAIL, _TW_CONTEXT = 1, 2, 3, 4
-_LAYER_IDS = 100  # trigger ids from here on mean "normalisation needed"
+# Base64 of text mixes the letter cases with digits in between; digit runs, hex,
+# IDs and capitalised words ("Hello") do not.
+_B64 = rb"[A-Za-z0-9+/]*"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_BASE64_TRIGGER = (
+    rb"[a-z]" + _B64 + rb"[A-Z]"
+    rb"|[A-Z]" + _B64 + rb"[0-9+/]" + _B64 + rb"[a-z]"
+    rb"|[0-9+/]" + _B64 + rb"[A-Z]" + _B64 + rb"[a-z]"
+)
 # A base64 run, also wrapped in lines as MIME bodies are, with its padding.
 _BASE64_RUN = rb"[A-Za-z0-9+/]+(?:\r?\n[A-Za-z0-9+/]+)*=*"
 
 
-def _trigger_set() -> list[triggers.Trigger]:
-    found = [
-        triggers.Trigger(_NUM, tokens.NUM_TRIGGER),
-        triggers.Trigger(_ALNUM, tokens.ALNUM_TRIGGER),
+def _token_triggers() -> list[triggers.Trigger]:
+    return [
+        *(triggers.Trigger(_NUM, shape, bounded=True) for shape in tokens.NUM_SHAPES),
+        triggers.Trigger(_NUM, tokens.NUM_GROUPED, ends_number=True),
+        triggers.Trigger(_NUM, tokens.ID_TAIL, ends_number=True),
+        *(triggers.Trigger(_ALNUM, shape, bounded=True) for shape in tokens.ALNUM_SHAPES),
         triggers.Trigger(_EMAIL, tokens.EMAIL_TRIGGER),
         triggers.Trigger(_TW_CONTEXT, tokens.TW_CONTEXT_TRIGGER),
     ]
-    for i, layer in enumerate(ALL_LAYERS):
-        found.append(triggers.Trigger(_LAYER_IDS + i, layer.trigger_pattern.encode(), utf8=True))
-    return found
+
+
+def _layer_triggers() -> list[triggers.Trigger]:
+    """One per normalisation layer: only whether it matches matters."""
+    return [
+        triggers.Trigger(i, layer.trigger_pattern.encode(), utf8=True, once=True)
+        for i, layer in enumerate(ALL_LAYERS)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +100,10 @@ class Engine:
         self.custom = tuple(custom)
         self.min_score = min_score
         self._key = hash_key
-        self._triggers = triggers.build(_trigger_set(), backend)
-        self._base64 = triggers.RunFinder(rb"[A-Za-z0-9+/]", BASE64_MIN_RUN, _BASE64_RUN, backend)
+        # Two passes: disguises on the text as it came, tokens on the text as read.
+        self._layers = triggers.build(_layer_triggers(), backend)
+        self._triggers = triggers.build(_token_triggers(), backend)
+        self._base64 = triggers.RunFinder(rb"[A-Za-z0-9+/]", _BASE64_TRIGGER, _BASE64_RUN, backend)
         self.backend = self._triggers.name
         self._redacted: dict[str, str] = {}
         self._masks = {d.id: d.mask for d in DETECTORS.values()}
@@ -148,14 +166,13 @@ class Engine:
 
     def _scan(self, text: str, depth: int) -> list[_Raw]:
         data = text.encode("utf-8", "replace")
-        ends = self._triggers.ends(data)
-        layers = {tid - _LAYER_IDS for tid, _ in ends if tid >= _LAYER_IDS}
+        layers = self._layers_needed(data)
         if layers:
-            norm = normalise(text, needed=self._layers_needed(layers))
+            norm = normalise(text, needed=self._remember(layers))
             data = norm.text.encode("utf-8", "replace")
-            ends = self._triggers.ends(data)
         else:
             norm = Normalised(text, MapChain())
+        ends = self._triggers.ends(data)
         byte_hits = self._token_hits(data, ends)
         byte_hits.extend(self._base64_hits(data, depth))
         raws = self._to_chars(data, norm, byte_hits)
@@ -167,16 +184,18 @@ class Engine:
                 )
         return _resolve(raws)
 
-    def _layers_needed(self, first: set[int]) -> Callable[[str], set[int]]:
-        """Answers normalise()'s "which layers match?" from the trigger pass."""
+    def _layers_needed(self, data: bytes) -> set[int]:
+        return {tid for tid, _ in self._layers.ends(data)}
+
+    def _remember(self, first: set[int]) -> Callable[[str], set[int]]:
+        """Answers normalise()'s "which layers match?": first from the pass already made."""
         answers = iter([first])
 
         def needed(text: str) -> set[int]:
             known = next(answers, None)
-            if known is not None:
-                return known
-            ends = self._triggers.ends(text.encode("utf-8", "replace"))
-            return {tid - _LAYER_IDS for tid, _ in ends if tid >= _LAYER_IDS}
+            return (
+                known if known is not None else self._layers_needed(text.encode("utf-8", "replace"))
+            )
 
         return needed
 
@@ -197,8 +216,8 @@ class Engine:
             if run is None:
                 continue  # a layer trigger
             anchor = end - 1
-            if tid == _NUM and not 48 <= data[anchor] <= 57:
-                anchor -= 1  # the trigger ended on the byte after the digits
+            if tid != _EMAIL and data[anchor] not in tokens.ALNUM_CLASS:
+                anchor -= 1  # a bounded trigger ended on the byte after the token
             if run[0] <= anchor < run[1]:
                 continue  # inside the run just cut
             if tid == _NUM:
@@ -246,9 +265,8 @@ class Engine:
             return []
         out = []
         for run_start, run_end in self._base64.runs(data):
-            chars = data[run_start:run_end]
-            if chars.upper() == chars or chars.lower() == chars:
-                continue  # encoded text has both cases; IDs, hex and words rarely do
+            if run_end - run_start < BASE64_MIN_RUN:
+                continue
             run = _Base64Run(data, run_start, run_end)
             decoded = run.text()
             if decoded is None:
@@ -339,7 +357,7 @@ class _Base64Run:
             return None
         text = raw.decode("utf-8", "replace")
         # Random letters decode to invalid UTF-8 and control bytes; encoded text does not.
-        bad = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\r\n"))
+        bad = text.count("\ufffd") + len(_CONTROL.findall(text))
         return text if bad <= len(text) // 20 else None
 
     def span(self, byte_start: int, byte_end: int) -> tuple[int, int]:

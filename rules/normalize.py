@@ -17,6 +17,7 @@ Separators inside numbers and base64 runs are handled by the engine itself.
 from __future__ import annotations
 
 import html
+import html.entities
 import re
 import sys
 import unicodedata
@@ -123,15 +124,32 @@ def _url(m: Match[str]) -> str | None:
     return _decode_bytes(bytes.fromhex(m.group().replace("%", "")))
 
 
-_JS_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|\\(/)")
-
-
 def _js(m: Match[str]) -> str | None:
-    units = []
-    for u, x, slash in _JS_ESCAPE.findall(m.group()):
-        units.append(int(u or x, 16) if (u or x) else ord(slash))
-    # Pair UTF-16 surrogates; lone ones become U+FFFD rather than failing.
-    return "".join(map(chr, units)).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    # The run holds only \uXXXX, \xXX and \/ escapes: Python's own unicode_escape
+    # codec reads the first two. Pair UTF-16 surrogates; lone ones become U+FFFD.
+    run = m.group().replace("\\/", "/")
+    decoded = run.encode("ascii").decode("unicode_escape")
+    return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _useful_entities() -> list[str]:
+    """Named entities that can spell part of a value (&commat; &period; &nbsp; …).
+
+    &amp; &lt; &quot; and the like cannot, and are everywhere in HTML: leaving
+    them alone keeps ordinary pages off the slow path. &amp; is decoded only
+    where it escapes another reference (&amp;#52;).
+    """
+    names = []
+    for name, value in html.entities.html5.items():
+        if name.endswith(";") and len(value) == 1:
+            folded = unicodedata.normalize("NFKC", value)
+            if folded.isascii() and (folded.isalnum() or folded in "@.-_+/ "):
+                names.append(re.escape(name[:-1]))
+    return sorted(names, key=len, reverse=True)
+
+
+_USEFUL_ENTITIES = _useful_entities()
+_ENTITY = r"&(?:#[0-9]{1,7};?|#[xX][0-9A-Fa-f]{1,6};?|(?:" + "|".join(_USEFUL_ENTITIES) + ");)"
 
 
 def _entity(m: Match[str]) -> str | None:
@@ -165,8 +183,9 @@ DECODING_LAYERS: tuple[Layer, ...] = (
     ),
     Layer(
         "decoded HTML entities",
-        re.compile(r"&(?:#[0-9]{1,7};?|#[xX][0-9A-Fa-f]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"),
+        re.compile(_ENTITY + r"|&amp;(?=#|[A-Za-z]{2,31};)"),
         _entity,
+        trigger=_ENTITY + r"|&amp;#|&amp;[A-Za-z]{2,31};",  # hyperscan has no look-ahead
     ),
 )
 

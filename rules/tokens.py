@@ -41,11 +41,38 @@ EMAIL = re.compile(
     rb"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
 )
 
-# Trigger patterns: a necessary condition for each token kind, ending inside the token.
-# Numbers need 11 digits (a mobile), so dates and amounts never wake the engine; a
-# window only fires where digits stop (not at every digit of a long number).
-NUM_TRIGGER = rb"[0-9](?:" + _SEP + rb"{0,3}[0-9]){10}(?:[^0-9]|$)"
-ALNUM_TRIGGER = rb"[A-Za-z][0-9]{6}|[0-9]{6}[A-Za-z]"
+# Triggers: for each token kind, patterns such that every token with a reportable
+# candidate contains a match (checked by the backend-identity property tests).
+# Shapes are loose supersets of what the detectors accept; their job is to keep
+# order numbers, timestamps, hex and dates from waking Python at all.
+_DAY = rb"(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+NUM_SHAPES = (
+    rb"[1-9][0-9]{5}(?:18|19|20)[0-9]{2}" + _DAY + rb"[0-9]{3}[0-9Xx]",  # resident ID
+    rb"[1-9][0-9]{7}" + _DAY + rb"[0-9]{3}",  # legacy 15-digit ID
+    rb"[3-6][0-9]{15,18}",  # bank card
+    rb"(?:0086|86)?1[3-9][0-9]{9}",  # mobile
+    rb"[1-9][1-9][0-9]{16}",  # USCC of digits only
+)
+# A number written in groups: 11 digits ending a group, among which at least one
+# separator (the first one after digit k+1), so contiguous digit runs are left to
+# the shapes. A last group of 11 or more digits can only be a resident ID's tail
+# (birth date, sequence, check character): ID_TAIL covers it.
+_DIGITS_APART = rb"(?:[0-9]" + _SEP + rb"{0,3})"
+
+
+def _digits(n: int) -> bytes:
+    """n digits, each followed by up to three separator units (hyperscan refuses {0})."""
+    return _DIGITS_APART + b"{%d}" % n if n else b""
+
+
+NUM_GROUPED = b"|".join(
+    _digits(k) + rb"[0-9]" + _SEP + rb"{1,3}" + _digits(9 - k) + rb"[0-9]" for k in range(10)
+)
+ID_TAIL = rb"(?:18|19|20)[0-9]{2}" + _DAY + rb"[0-9]{3}[0-9Xx]"
+ALNUM_SHAPES = (
+    rb"[0-9A-HJ-NP-RTUWXY][1-9][0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}",  # USCC
+    rb"[A-Za-z]{1,2}[0-9]{7,10}",  # passports and permits
+)
 EMAIL_TRIGGER = rb"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]+\.[A-Za-z0-9]"
 
 MAX_DIGITS = 19  # the longest numeric value (a 19-digit card)

@@ -24,9 +24,36 @@ except ImportError:  # pragma: no cover - exercised by forcing backend="re"
 
 @dataclass(frozen=True)
 class Trigger:
+    """A pattern whose matches wake the engine; several may share an id (a token kind).
+
+    `bounded` patterns must not touch an ASCII letter or digit on either side.
+    Hyperscan has no look-around, so there the boundary is a consumed byte (or
+    the data's edge); `re` gets real look-arounds, so that adjacent values
+    sharing one boundary byte are both seen.
+    """
+
     id: int
     pattern: bytes  # PCRE-compatible and Python-compatible syntax
     utf8: bool = False
+    bounded: bool = False  # no ASCII letter or digit on either side
+    ends_number: bool = False  # no digit right after
+    once: bool = False  # only whether it matches matters: report the first match only
+
+    def for_hyperscan(self) -> bytes:
+        head, tail = b"", b""
+        if self.bounded:
+            head, tail = rb"(?:^|[^0-9A-Za-z])", rb"(?:[^0-9A-Za-z]|$)"
+        elif self.ends_number:
+            tail = rb"(?:[^0-9]|$)"
+        return head + rb"(?:" + self.pattern + rb")" + tail
+
+    def for_re(self) -> bytes:
+        head, tail = b"", b""
+        if self.bounded:
+            head, tail = rb"(?<![0-9A-Za-z])", rb"(?![0-9A-Za-z])"
+        elif self.ends_number:
+            tail = rb"(?![0-9])"
+        return head + rb"(?:" + self.pattern + rb")" + tail
 
 
 def hyperscan_available() -> bool:
@@ -44,8 +71,10 @@ class ReTriggers:
     name = "re"
 
     def __init__(self, triggers: Sequence[Trigger]) -> None:
-        self._bytes = [(t.id, re.compile(t.pattern)) for t in triggers if not t.utf8]
+        self._bytes = [(t.id, re.compile(t.for_re())) for t in triggers if not t.utf8]
         self._text = [(t.id, re.compile(t.pattern.decode())) for t in triggers if t.utf8]
+        if any(t.utf8 and not t.once for t in triggers):
+            raise ValueError("UTF-8 triggers can only say whether they match (once=True)")
 
     def ends(self, data: bytes) -> list[tuple[int, int]]:
         """(trigger id, end offset) for at least one match in every region that has one."""
@@ -64,9 +93,13 @@ class HyperscanTriggers:
     def __init__(self, triggers: Sequence[Trigger]) -> None:
         self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         self._db.compile(
-            expressions=[t.pattern for t in triggers],
+            expressions=[t.for_hyperscan() for t in triggers],
             ids=[t.id for t in triggers],
-            flags=[hyperscan.HS_FLAG_UTF8 if t.utf8 else 0 for t in triggers],
+            flags=[
+                (hyperscan.HS_FLAG_UTF8 if t.utf8 else 0)
+                | (hyperscan.HS_FLAG_SINGLEMATCH if t.once else 0)
+                for t in triggers
+            ],
         )
         self._scratch = hyperscan.Scratch(self._db)
 
@@ -82,50 +115,58 @@ class HyperscanTriggers:
 
 
 class RunFinder:
-    """Runs that begin with `min_len` characters of a class (base64 runs), each once.
+    """Runs of a character class that contain a trigger (base64 runs), each once.
 
-    `run` measures a run from its start at C speed. With hyperscan, a long
-    run would call back once per byte; instead the scan stops at the first
-    trigger end, and resumes after the run on a zero-copy view. The `re`
-    backend searches for the same first window: the same spans either way.
+    Most runs of the class are not interesting (digits, hex, words); the
+    trigger picks the ones that are (both letter cases, for base64). The
+    run around the first trigger is measured in Python (`run` from its start),
+    and the search resumes after it: with hyperscan the scan stops at the
+    first trigger end and resumes on a zero-copy view, so a long run does
+    not call back once per byte. Runs never overlap, so the earliest-ending
+    match (hyperscan) and the leftmost match (`re`) lie in the same run.
     """
 
-    def __init__(self, char_class: bytes, min_len: int, run: bytes, backend: str) -> None:
-        self.min_len = min_len
-        self._window = char_class + b"{%d}" % min_len
+    def __init__(self, char_class: bytes, trigger: bytes, run: bytes, backend: str) -> None:
+        self._members = frozenset(
+            b for b in range(256) if re.fullmatch(char_class, bytes([b])) is not None
+        )
         self._run = re.compile(run)
-        self._search = re.compile(self._window).search
+        self._search = re.compile(trigger).search
         self._db = None
         if _use_hyperscan(backend):
             self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self._db.compile(expressions=[self._window], ids=[0], flags=[0])
+            self._db.compile(expressions=[trigger], ids=[0], flags=[0])
             self._scratch = hyperscan.Scratch(self._db)
 
-    def _first_window(self, data: bytes, view: memoryview, offset: int) -> int | None:
+    def _first_end(self, data: bytes, view: memoryview, offset: int) -> int | None:
         if self._db is None:
             m = self._search(data, offset)
-            return m.start() if m else None
+            return m.end() if m else None
         hit: list[int] = []
 
         def on_match(_tid, _start, end, _flags, _ctx):
             hit.append(end)
-            return True  # stop at the first window: the run is measured in Python
+            return True  # stop at the first trigger: the run is measured in Python
 
         with contextlib.suppress(hyperscan.ScanTerminated):
             self._db.scan(view[offset:], match_event_handler=on_match, scratch=self._scratch)
-        return offset + hit[0] - self.min_len if hit else None
+        return offset + hit[0] if hit else None
 
     def runs(self, data: bytes) -> list[tuple[int, int]]:
         spans: list[tuple[int, int]] = []
         view = memoryview(data)
         offset = 0
+        members = self._members
         while offset < len(data):
-            start = self._first_window(data, view, offset)
-            if start is None:
+            end = self._first_end(data, view, offset)
+            if end is None:
                 break
-            end = self._run.match(data, start).end()
-            spans.append((start, end))
-            offset = end
+            start = end - 1
+            while start > offset and data[start - 1] in members:
+                start -= 1
+            stop = self._run.match(data, start).end()
+            spans.append((start, stop))
+            offset = max(stop, end)
         return spans
 
 
