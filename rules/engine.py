@@ -39,6 +39,7 @@ _NUM, _ALNUM, _EMAIL, _TW_CONTEXT = 1, 2, 3, 4
 # Base64 of text mixes the letter cases with digits in between; digit runs, hex,
 # IDs and capitalised words ("Hello") do not.
 _B64 = rb"[A-Za-z0-9+/]*"
+_LINE_BREAK = re.compile(rb"\r?\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BASE64_TRIGGER = (
     rb"[a-z]" + _B64 + rb"[A-Z]"
@@ -332,19 +333,9 @@ class _Base64Run:
 
     def __init__(self, data: bytes, start: int, end: int) -> None:
         self.start, self.end = start, end
-        lines = data[start:end].split(b"\n")
-        self._line_starts = []  # offset in the joined run → offset in data
-        self._joined_starts = []
-        pos, joined = start, 0
-        for line in lines:
-            line = line.rstrip(b"\r")
-            self._line_starts.append(pos)
-            self._joined_starts.append(joined)
-            joined += len(line)
-            pos += len(line) + 1
-            if data[pos - 1 : pos] == b"\r":
-                pos += 1
-        self._joined = b"".join(line.rstrip(b"\r") for line in lines).rstrip(b"=")
+        self._raw = data[start:end]
+        self._joined = _LINE_BREAK.sub(b"", self._raw).rstrip(b"=")
+        self._breaks: list[tuple[int, int]] | None = None  # (joined offset, bytes skipped)
 
     def text(self) -> str | None:
         """The decoded text if the run looks like encoded text, else None."""
@@ -368,8 +359,13 @@ class _Base64Run:
         return start, min(end, self.end)
 
     def _position(self, joined: int) -> int:
-        i = bisect_right(self._joined_starts, joined) - 1
-        return self._line_starts[i] + joined - self._joined_starts[i]
+        if self._breaks is None:  # only runs with findings pay for the line map
+            self._breaks, skipped = [], 0
+            for m in _LINE_BREAK.finditer(self._raw):
+                skipped += m.end() - m.start()
+                self._breaks.append((m.start() - (skipped - (m.end() - m.start())), skipped))
+        i = bisect_right(self._breaks, (joined, float("inf"))) - 1
+        return self.start + joined + (self._breaks[i][1] if i >= 0 else 0)
 
 
 def _byte_to_char(data: bytes, positions: set[int]) -> dict[int, int]:

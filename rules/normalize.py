@@ -16,6 +16,7 @@ Separators inside numbers and base64 runs are handled by the engine itself.
 
 from __future__ import annotations
 
+import functools
 import html
 import html.entities
 import re
@@ -114,22 +115,41 @@ def _decode_bytes(raw: bytes) -> str | None:
 _QP_SOFT_BREAK = re.compile(r"=\r?\n")
 
 
-def _qp(m: Match[str]) -> str | None:
+# Decoders are memoised on the matched text: documents repeat their escaped
+# words (names, cities, field labels) many times.
+_memo = functools.lru_cache(maxsize=8192)
+
+
+@_memo
+def _qp_text(escaped: str) -> str | None:
     # Only 8-bit escapes and soft breaks: "=31" in "id=3101…" is data, not QP.
-    raw = _QP_SOFT_BREAK.sub("", m.group())
+    raw = _QP_SOFT_BREAK.sub("", escaped)
     return _decode_bytes(bytes.fromhex(raw.replace("=", "")))
 
 
+@_memo
+def _url_text(escaped: str) -> str | None:
+    return _decode_bytes(bytes.fromhex(escaped.replace("%", "")))
+
+
+@_memo
+def _js_text(escaped: str) -> str:
+    # The run holds only \uXXXX, \xXX and \/ escapes: Python's own unicode_escape
+    # codec reads the first two. Pair UTF-16 surrogates; lone ones become U+FFFD.
+    decoded = escaped.replace("\\/", "/").encode("ascii").decode("unicode_escape")
+    return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _qp(m: Match[str]) -> str | None:
+    return _qp_text(m.group())
+
+
 def _url(m: Match[str]) -> str | None:
-    return _decode_bytes(bytes.fromhex(m.group().replace("%", "")))
+    return _url_text(m.group())
 
 
 def _js(m: Match[str]) -> str | None:
-    # The run holds only \uXXXX, \xXX and \/ escapes: Python's own unicode_escape
-    # codec reads the first two. Pair UTF-16 surrogates; lone ones become U+FFFD.
-    run = m.group().replace("\\/", "/")
-    decoded = run.encode("ascii").decode("unicode_escape")
-    return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return _js_text(m.group())
 
 
 def _useful_entities() -> list[str]:
@@ -152,9 +172,14 @@ _USEFUL_ENTITIES = _useful_entities()
 _ENTITY = r"&(?:#[0-9]{1,7};?|#[xX][0-9A-Fa-f]{1,6};?|(?:" + "|".join(_USEFUL_ENTITIES) + ");)"
 
 
+@_memo
+def _entity_text(escaped: str) -> str | None:
+    decoded = html.unescape(escaped)
+    return decoded if decoded != escaped else None
+
+
 def _entity(m: Match[str]) -> str | None:
-    decoded = html.unescape(m.group())
-    return decoded if decoded != m.group() else None
+    return _entity_text(m.group())
 
 
 def _chars(m: Match[str]) -> str | None:

@@ -69,25 +69,27 @@ def substitute(
     text: str, pattern: Pattern[str], replace: Callable[[Match[str]], str | None]
 ) -> tuple[str, SpanMap] | None:
     """Replace every match for which `replace` returns a string; None if nothing changed."""
-    out: list[str] = []
     spans = SpanMap()
-    src_pos = 0
-    dst_pos = 0
-    for m in pattern.finditer(text):
+    dst_start, dst_end = spans._dst_start, spans._dst_end
+    src_start, src_end = spans._src_start, spans._src_end
+    shift = 0  # how much longer the output is than the input so far
+
+    def rewrite(m: Match[str]) -> str:
+        nonlocal shift
+        old = m.group()
         new = replace(m)
         if new is None:
-            continue
+            return old
         start, end = m.span()
-        out.append(text[src_pos:start])
-        dst_pos += start - src_pos
-        out.append(new)
-        spans.add(dst_pos, dst_pos + len(new), start, end)
-        dst_pos += len(new)
-        src_pos = end
-    if not out:
-        return None
-    out.append(text[src_pos:])
-    return "".join(out), spans
+        dst_start.append(start + shift)
+        dst_end.append(start + shift + len(new))
+        src_start.append(start)
+        src_end.append(end)
+        shift += len(new) - (end - start)
+        return new
+
+    out = pattern.sub(rewrite, text)  # the loop and the joining run in C
+    return (out, spans) if dst_start else None
 
 
 class MapChain:

@@ -126,6 +126,12 @@ def numeric_hits(data: bytes, start: int, end: int) -> list[Hit]:
     """Candidates in the digit run data[start:end] (a maximal run of number characters)."""
     hits: list[Hit] = []
     for token in NUM_TOKEN.finditer(data, start, min(len(data), end + 1)):
+        text = token.group()
+        if text.isalnum():  # one group, no separators: the common case, no windows
+            if len(text) >= 11:
+                value = text.upper().decode("ascii")
+                hits.extend(Hit(token.start(), token.end(), c) for c in numeric_candidates(value))
+            continue
         groups = [(m.start(), m.end()) for m in _DIGIT_GROUP.finditer(data, *token.span())]
         check_x = data[token.end() - 1] in b"Xx"
         for i in range(len(groups)):
