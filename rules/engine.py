@@ -1,17 +1,19 @@
 """The scan engine: text in, `Finding`s out, the same whichever door the text came through.
 
 For one text:
-1. one multi-pattern pass (hyperscan, or `re` as a fallback) finds where
-   candidate values may end and whether any disguise needs undoing;
-2. only if so, the normalisation layers rewrite the text (keeping a map back)
-   and the pass runs again on the result;
+1. a hyperscan pass (or `re`, the fallback) tells whether any disguise
+   needs undoing; only then do the normalisation layers rewrite the text,
+   keeping a map back to the original;
+2. a second pass finds where candidate values may be (shapes of IDs, cards,
+   mobiles, codes, e-mail addresses, numbers written in groups);
 3. tokens are cut around each trigger and judged by the detectors; a context
    word near a value raises its score; overlapping candidates keep the best;
 4. base64 runs are decoded and scanned recursively;
 5. findings are mapped back to offsets of the original text, masked, hashed.
 
 Nothing here keeps a raw value beyond the call: a `Finding` holds the masked
-form and a keyed hash only.
+form and a keyed hash only. An Engine holds a hyperscan scratch and caches:
+use one per thread.
 """
 
 from __future__ import annotations
@@ -36,11 +38,18 @@ BASE64_MIN_RUN = 16
 MAX_BASE64_DEPTH = 2
 
 _NUM, _ALNUM, _EMAIL, _TW_CONTEXT = 1, 2, 3, 4
+# Token kinds: the bytes a token is a maximal run of, and how candidates are cut from it.
+_TOKEN_KINDS = {
+    _NUM: (tokens.NUM_CLASS, tokens.numeric_hits),
+    _ALNUM: (tokens.ALNUM_CLASS, tokens.alnum_hits),
+    _EMAIL: (tokens.EMAIL_CLASS, tokens.email_hits),
+}
+_LINE_BREAK = re.compile(rb"\r?\n")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
 # Base64 of text mixes the letter cases with digits in between; digit runs, hex,
 # IDs and capitalised words ("Hello") do not.
 _B64 = rb"[A-Za-z0-9+/]*"
-_LINE_BREAK = re.compile(rb"\r?\n")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BASE64_TRIGGER = (
     rb"[a-z]" + _B64 + rb"[A-Z]"
     rb"|[A-Z]" + _B64 + rb"[0-9+/]" + _B64 + rb"[a-z]"
@@ -52,9 +61,14 @@ _BASE64_RUN = rb"[A-Za-z0-9+/]+(?:\r?\n[A-Za-z0-9+/]+)*=*"
 
 def _token_triggers() -> list[triggers.Trigger]:
     return [
-        *(triggers.Trigger(_NUM, shape, bounded=True) for shape in tokens.NUM_SHAPES),
-        triggers.Trigger(_NUM, tokens.NUM_GROUPED, ends_number=True),
-        triggers.Trigger(_NUM, tokens.ID_TAIL, ends_number=True),
+        *(
+            triggers.Trigger(_NUM, shape, bounded=True, re_superset=tokens.NUM_SUPERSET)
+            for shape in tokens.NUM_SHAPES
+        ),
+        triggers.Trigger(
+            _NUM, tokens.NUM_GROUPED, ends_number=True, re_superset=tokens.NUM_SUPERSET
+        ),
+        triggers.Trigger(_NUM, tokens.ID_TAIL, ends_number=True, re_superset=tokens.NUM_SUPERSET),
         *(triggers.Trigger(_ALNUM, shape, bounded=True) for shape in tokens.ALNUM_SHAPES),
         triggers.Trigger(_EMAIL, tokens.EMAIL_TRIGGER),
         triggers.Trigger(_TW_CONTEXT, tokens.TW_CONTEXT_TRIGGER),
@@ -82,7 +96,7 @@ class _Raw:
 
 
 class Engine:
-    """Finds sensitive values in text; thread-compatible (one scratch per engine)."""
+    """Finds sensitive values in text."""
 
     def __init__(
         self,
@@ -202,39 +216,29 @@ class Engine:
 
     def _token_hits(self, data: bytes, ends: list[tuple[int, int]]) -> list[tuple[int, int, _Raw]]:
         """(byte start, byte end, judged) for every token around a trigger."""
-        seen: set[tuple[int, int, int]] = set()
-        last_run = {_NUM: (0, 0), _ALNUM: (0, 0), _EMAIL: (0, 0)}
+        seen: set[tuple[int, int, int]] = set()  # (kind, start, stop) of runs already cut
+        last_run = dict.fromkeys(_TOKEN_KINDS, (0, 0))
         out = []
         for tid, end in sorted(ends, key=lambda e: e[1]):
-            if tid == _TW_CONTEXT:
-                for hit in tokens.tw_permit_hits(data, end):
-                    if (_TW_CONTEXT, hit.start, hit.end) not in seen:
-                        seen.add((_TW_CONTEXT, hit.start, hit.end))
-                        if judged := self._judge(data, hit.start, hit.end, hit.candidate):
-                            out.append((hit.start, hit.end, judged))
-                continue
-            run = last_run.get(tid)
-            if run is None:
-                continue  # a layer trigger
-            anchor = end - 1
-            if tid != _EMAIL and data[anchor] not in tokens.ALNUM_CLASS:
-                anchor -= 1  # a bounded trigger ended on the byte after the token
-            if run[0] <= anchor < run[1]:
-                continue  # inside the run just cut
-            if tid == _NUM:
-                kind, charset, cut = _NUM, tokens.NUM_CLASS, tokens.numeric_hits
-            elif tid == _ALNUM:
-                kind, charset, cut = _ALNUM, tokens.ALNUM_CLASS, tokens.alnum_hits
-            elif tid == _EMAIL:
-                kind, charset, cut = _EMAIL, tokens.EMAIL_CLASS, tokens.email_hits
+            if tid == _TW_CONTEXT:  # numbers after a context word, not a token
+                run_key = (tid, end, end)
+                if run_key in seen:
+                    continue
+                hits = tokens.tw_permit_hits(data, end)
             else:
-                continue
-            start, stop = tokens.run_around(data, anchor, charset)
-            last_run[kind] = (start, stop)
-            if (kind, start, stop) in seen:
-                continue
-            seen.add((kind, start, stop))
-            for hit in cut(data, start, stop):
+                charset, cut = _TOKEN_KINDS[tid]
+                anchor = end - 1
+                if tid != _EMAIL and data[anchor] not in tokens.ALNUM_CLASS:
+                    anchor -= 1  # a bounded trigger ended on the byte after the token
+                if last_run[tid][0] <= anchor < last_run[tid][1]:
+                    continue  # inside the run just cut (most triggers are)
+                start, stop = last_run[tid] = tokens.run_around(data, anchor, charset)
+                run_key = (tid, start, stop)
+                if run_key in seen:
+                    continue
+                hits = cut(data, start, stop)
+            seen.add(run_key)
+            for hit in hits:
                 judged = self._judge(data, hit.start, hit.end, hit.candidate)
                 if judged is not None:
                     out.append((hit.start, hit.end, judged))

@@ -69,6 +69,9 @@ NUM_GROUPED = b"|".join(
     _digits(k) + rb"[0-9]" + _SEP + rb"{1,3}" + _digits(9 - k) + rb"[0-9]" for k in range(10)
 )
 ID_TAIL = rb"(?:18|19|20)[0-9]{2}" + _DAY + rb"[0-9]{3}[0-9Xx]"
+# Every numeric trigger needs 11 digits: enough for the `re` backend, where many
+# precise shapes cost more than cutting a few more tokens.
+NUM_SUPERSET = rb"[0-9](?:" + _SEP + rb"{0,3}[0-9]){10}"
 ALNUM_SHAPES = (
     rb"[0-9A-HJ-NP-RTUWXY][1-9][0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}",  # USCC
     rb"[A-Za-z]{1,2}[0-9]{7,10}",  # passports and permits

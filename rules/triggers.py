@@ -38,6 +38,9 @@ class Trigger:
     bounded: bool = False  # no ASCII letter or digit on either side
     ends_number: bool = False  # no digit right after
     once: bool = False  # only whether it matches matters: report the first match only
+    # For `re`, a simpler pattern that matches wherever this one does (a superset) and is
+    # faster there; the engine cuts the same tokens either way (see tests/rules/test_backends.py).
+    re_superset: bytes = b""
 
     def for_hyperscan(self) -> bytes:
         head, tail = b"", b""
@@ -48,6 +51,8 @@ class Trigger:
         return head + rb"(?:" + self.pattern + rb")" + tail
 
     def for_re(self) -> bytes:
+        if self.re_superset:
+            return self.re_superset
         head, tail = b"", b""
         if self.bounded:
             head, tail = rb"(?<![0-9A-Za-z])", rb"(?![0-9A-Za-z])"
@@ -71,7 +76,11 @@ class ReTriggers:
     name = "re"
 
     def __init__(self, triggers: Sequence[Trigger]) -> None:
-        self._bytes = [(t.id, re.compile(t.for_re())) for t in triggers if not t.utf8]
+        patterns: dict[bytes, int] = {}  # several triggers may share one superset
+        for t in triggers:
+            if not t.utf8:
+                patterns.setdefault(t.for_re(), t.id)
+        self._bytes = [(tid, re.compile(p)) for p, tid in patterns.items()]
         self._text = [(t.id, re.compile(t.pattern.decode())) for t in triggers if t.utf8]
         if any(t.utf8 and not t.once for t in triggers):
             raise ValueError("UTF-8 triggers can only say whether they match (once=True)")
