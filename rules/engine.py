@@ -37,7 +37,7 @@ CONTEXT_AFTER = 32
 BASE64_MIN_RUN = 16
 MAX_BASE64_DEPTH = 2
 
-_NUM, _ALNUM, _EMAIL, _TW_CONTEXT = 1, 2, 3, 4
+_NUM, _ALNUM, _EMAIL, _TW_CONTEXT, _BASE64 = 1, 2, 3, 4, 5
 # Token kinds: the bytes a token is a maximal run of, and how candidates are cut from it.
 _TOKEN_KINDS = {
     _NUM: (tokens.NUM_CLASS, tokens.numeric_hits),
@@ -72,6 +72,8 @@ def _token_triggers() -> list[triggers.Trigger]:
         *(triggers.Trigger(_ALNUM, shape, bounded=True) for shape in tokens.ALNUM_SHAPES),
         triggers.Trigger(_EMAIL, tokens.EMAIL_TRIGGER),
         triggers.Trigger(_TW_CONTEXT, tokens.TW_CONTEXT_TRIGGER),
+        # Whether base64 runs need looking for at all (most texts have none).
+        triggers.Trigger(_BASE64, _BASE64_TRIGGER, once=True),
     ]
 
 
@@ -123,9 +125,7 @@ class Engine:
         self._redacted: dict[str, str] = {}
         self._masks = {d.id: d.mask for d in DETECTORS.values()}
         self._masks.update({c.id: c.mask for c in self.custom})
-        self._context = {
-            d.id: tuple(w.lower().encode() for w in d.context_words) for d in DETECTORS.values()
-        }
+        self._context = {d.id: _words_regex(d.context_words) for d in DETECTORS.values()}
 
     # -- public API ---------------------------------------------------------
 
@@ -189,7 +189,8 @@ class Engine:
             norm = Normalised(text, MapChain())
         ends = self._triggers.ends(data)
         byte_hits = self._token_hits(data, ends)
-        byte_hits.extend(self._base64_hits(data, depth))
+        if any(tid == _BASE64 for tid, _ in ends):
+            byte_hits.extend(self._base64_hits(data, depth))
         raws = self._to_chars(data, norm, byte_hits)
         for detector in self.custom:
             for start, end, cand in detector.find(norm.text):
@@ -220,6 +221,8 @@ class Engine:
         last_run = dict.fromkeys(_TOKEN_KINDS, (0, 0))
         out = []
         for tid, end in sorted(ends, key=lambda e: e[1]):
+            if tid == _BASE64:
+                continue
             if tid == _TW_CONTEXT:  # numbers after a context word, not a token
                 run_key = (tid, end, end)
                 if run_key in seen:
@@ -258,12 +261,11 @@ class Engine:
         return _Raw(start, end, cand, score, why, end - start)
 
     def _context_word(self, data: bytes, start: int, end: int, detector: str) -> str | None:
-        window = data[max(0, start - CONTEXT_BEFORE) : start].lower()
-        after = data[end : end + CONTEXT_AFTER].lower()
-        for word in self._context[detector]:
-            if word in window or word in after:
-                return word.decode()
-        return None
+        words = self._context[detector]
+        found = words.search(data, max(0, start - CONTEXT_BEFORE), start) or words.search(
+            data, end, end + CONTEXT_AFTER
+        )
+        return found.group().decode("utf-8", "replace").lower() if found else None
 
     def _base64_hits(self, data: bytes, depth: int) -> list[tuple[int, int, _Raw]]:
         if depth >= MAX_BASE64_DEPTH:
@@ -310,6 +312,12 @@ class Engine:
             value_hash=value_hash(self._key, cand.detector, cand.value),
             why=raw.why,
         )
+
+
+def _words_regex(words: Iterable[str]) -> re.Pattern[bytes]:
+    """One case-insensitive pattern for a detector's context words, longest first."""
+    ordered = sorted({w.lower().encode() for w in words}, key=len, reverse=True)
+    return re.compile(b"|".join(map(re.escape, ordered)), re.IGNORECASE)
 
 
 def _resolve(raws: list[_Raw]) -> list[_Raw]:

@@ -76,11 +76,11 @@ class ReTriggers:
     name = "re"
 
     def __init__(self, triggers: Sequence[Trigger]) -> None:
-        patterns: dict[bytes, int] = {}  # several triggers may share one superset
+        patterns: dict[bytes, tuple[int, bool]] = {}  # several triggers may share one superset
         for t in triggers:
             if not t.utf8:
-                patterns.setdefault(t.for_re(), t.id)
-        self._bytes = [(tid, re.compile(p)) for p, tid in patterns.items()]
+                patterns.setdefault(t.for_re(), (t.id, t.once))
+        self._bytes = [(tid, once, re.compile(p)) for p, (tid, once) in patterns.items()]
         self._text = [(t.id, re.compile(t.pattern.decode())) for t in triggers if t.utf8]
         if any(t.utf8 and not t.once for t in triggers):
             raise ValueError("UTF-8 triggers can only say whether they match (once=True)")
@@ -88,8 +88,12 @@ class ReTriggers:
     def ends(self, data: bytes) -> list[tuple[int, int]]:
         """(trigger id, end offset) for at least one match in every region that has one."""
         found = []
-        for tid, rx in self._bytes:
-            found.extend((tid, m.end()) for m in rx.finditer(data))
+        for tid, once, rx in self._bytes:
+            if once:
+                if m := rx.search(data):
+                    found.append((tid, m.end()))
+            else:
+                found.extend((tid, m.end()) for m in rx.finditer(data))
         if self._text:
             text = data.decode("utf-8", "replace")
             found.extend((tid, -1) for tid, rx in self._text if rx.search(text))
