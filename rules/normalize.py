@@ -159,17 +159,21 @@ def _useful_entities() -> list[str]:
     them alone keeps ordinary pages off the slow path. &amp; is decoded only
     where it escapes another reference (&amp;#52;).
     """
-    names = []
+    names, spaces = [], []
     for name, value in html.entities.html5.items():
         if name.endswith(";") and len(value) == 1:
             folded = unicodedata.normalize("NFKC", value)
-            if folded.isascii() and (folded.isalnum() or folded in "@.-_+/ "):
+            if folded == " ":
+                spaces.append(re.escape(name[:-1]))
+            elif folded.isascii() and (folded.isalnum() or folded in "@.-_+/"):
                 names.append(re.escape(name[:-1]))
-    return sorted(names, key=len, reverse=True)
+    return sorted(names, key=len, reverse=True), sorted(spaces, key=len, reverse=True)
 
 
-_USEFUL_ENTITIES = _useful_entities()
+_USEFUL_ENTITIES, _SPACE_ENTITIES = _useful_entities()
 _ENTITY = r"&(?:#[0-9]{1,7};?|#[xX][0-9A-Fa-f]{1,6};?|(?:" + "|".join(_USEFUL_ENTITIES) + ");)"
+# &nbsp; is in every HTML page, but only separates digits of a value (6222&nbsp;0212).
+_SPACES = "&(?:" + "|".join(_SPACE_ENTITIES) + ");"
 
 
 @_memo
@@ -208,9 +212,17 @@ DECODING_LAYERS: tuple[Layer, ...] = (
     ),
     Layer(
         "decoded HTML entities",
-        re.compile(_ENTITY + r"|&amp;(?=#|[A-Za-z]{2,31};)"),
+        # One literal '&' first, so that `re` can skip to the next '&' at C speed.
+        re.compile(
+            r"&(?:"
+            + _ENTITY[1:]
+            + r"|(?<=[0-9]&)"
+            + _SPACES[1:]
+            + r"(?=[0-9])|amp;(?=#|[A-Za-z]{2,31};))"
+        ),
         _entity,
-        trigger=_ENTITY + r"|&amp;#|&amp;[A-Za-z]{2,31};",  # hyperscan has no look-ahead
+        # Hyperscan has no look-around: the same condition, consuming.
+        trigger=_ENTITY + r"|[0-9]" + _SPACES + r"[0-9]|&amp;#|&amp;[A-Za-z]{2,31};",
     ),
 )
 
