@@ -31,51 +31,24 @@ class Detector:
     mask: Callable[[str], str]
 
 
+_ID_WORDS = (
+    "身份证", "身份号", "证件号", "公民身份", "居民身份", "sfz", "id card", "idcard", "id_card",
+    "id no", "id_no", "idno", "id number", "identity",
+)  # fmt: skip
+
 DETECTORS: dict[str, Detector] = {
     d.id: d
     for d in (
         Detector(
             "cn_resident_id",
             "resident identity card number (18)",
-            (
-                "身份证",
-                "身份号",
-                "证件号",
-                "证件号码",
-                "公民身份",
-                "居民身份",
-                "居住证",
-                "sfz",
-                "id card",
-                "idcard",
-                "id_card",
-                "id no",
-                "id_no",
-                "idno",
-                "id number",
-                "identity",
-            ),
+            (*_ID_WORDS, "证件号码", "居住证"),
             masking.mask_resident_id,
         ),
         Detector(
             "cn_resident_id_15",
             "legacy resident identity card number (15)",
-            (
-                "身份证",
-                "身份号",
-                "证件号",
-                "公民身份",
-                "居民身份",
-                "sfz",
-                "id card",
-                "idcard",
-                "id_card",
-                "id no",
-                "id_no",
-                "idno",
-                "id number",
-                "identity",
-            ),
+            _ID_WORDS,
             masking.mask_resident_id,
         ),
         Detector(

@@ -7,13 +7,13 @@ import tarfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from rules.findings import ENCRYPTED_ARCHIVE, UNINSPECTABLE, Part, Problem
+from rules.findings import UNINSPECTABLE, Part, Problem
 
 from . import ooxml
 from .charset import decode_name
-from .limits import BudgetExhausted, ExtractionError, size_text
+from .limits import ExtractionError, size_text
 from .names import names_part
-from .zipfiles import is_encrypted, member_name, open_zip, read_member
+from .zipfiles import is_encrypted, member_name, open_zip, walk_member
 
 if TYPE_CHECKING:
     from .item import Item
@@ -35,17 +35,7 @@ def extract_zip(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]
             if info.is_dir():
                 continue
             name = member_name(info)
-            if is_encrypted(info):
-                yield Problem(ENCRYPTED_ARCHIVE, item.location, f"encrypted zip member {name}")
-                continue
-            try:
-                content = read_member(zf, info, f"member {name}", walk.budget)
-            except BudgetExhausted:
-                raise
-            except ExtractionError as exc:
-                yield Problem(UNINSPECTABLE, item.at(name), exc.reason)
-                continue
-            yield from walk.nested(item, content, name)
+            yield from walk_member(zf, info, name, item, walk, what="zip member", short="member")
 
 
 def _tar_name(name: str) -> str:

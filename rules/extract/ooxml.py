@@ -12,12 +12,12 @@ import zipfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from rules.findings import ENCRYPTED_ARCHIVE, UNINSPECTABLE, Part, Problem
+from rules.findings import UNINSPECTABLE, Part, Problem
 
 from . import spreadsheet
 from .limits import BudgetExhausted, ExtractionError
 from .xmlstream import parse_xml
-from .zipfiles import SizedZipFile, is_encrypted, read_member
+from .zipfiles import SizedZipFile, is_encrypted, read_member, walk_member
 
 if TYPE_CHECKING:
     from .item import Item
@@ -125,15 +125,4 @@ def _embedded(zf: SizedZipFile, names: list[str], item: Item, walk: Walk):
         if not _EMBEDDED.fullmatch(name):
             continue
         walk.budget.count_file()
-        info = zf.getinfo(name)
-        if is_encrypted(info):
-            yield Problem(ENCRYPTED_ARCHIVE, item.location, f"encrypted embedded file {name}")
-            continue
-        try:
-            content = read_member(zf, info, f"embedded file {name}", walk.budget)
-        except BudgetExhausted:
-            raise
-        except ExtractionError as exc:
-            yield Problem(UNINSPECTABLE, item.at(name), exc.reason)
-            continue
-        yield from walk.nested(item, content, name)
+        yield from walk_member(zf, zf.getinfo(name), name, item, walk, what="embedded file")

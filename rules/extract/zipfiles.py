@@ -6,9 +6,17 @@ import io
 import lzma
 import zipfile
 import zlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from rules.findings import ENCRYPTED_ARCHIVE, UNINSPECTABLE, Part, Problem
 
 from .charset import decode_name
-from .limits import Budget, ExtractionError, Sink, size_text
+from .limits import Budget, BudgetExhausted, ExtractionError, Sink, size_text
+
+if TYPE_CHECKING:
+    from .item import Item
+    from .walk import Walk
 
 CHUNK = 256 * 1024
 _UTF8_NAME_FLAG = 0x800
@@ -101,3 +109,31 @@ def read_member(zf: SizedZipFile, info: zipfile.ZipInfo, what: str, budget: Budg
     except _READ_ERRORS as exc:
         raise ExtractionError(f"{what} is corrupt or unsupported ({type(exc).__name__})") from None
     return sink.value()
+
+
+def walk_member(
+    zf: SizedZipFile,
+    info: zipfile.ZipInfo,
+    name: str,
+    item: Item,
+    walk: Walk,
+    *,
+    what: str,
+    short: str = "",
+) -> Iterator[Part | Problem]:
+    """One member's content, extracted in turn; encrypted or unreadable → a Problem.
+
+    `what` names the member in the encryption message ("zip member"), `short`
+    (default: the same) in limit and corruption messages ("member").
+    """
+    if is_encrypted(info):
+        yield Problem(ENCRYPTED_ARCHIVE, item.location, f"encrypted {what} {name}")
+        return
+    try:
+        content = read_member(zf, info, f"{short or what} {name}", walk.budget)
+    except BudgetExhausted:
+        raise
+    except ExtractionError as exc:
+        yield Problem(UNINSPECTABLE, item.at(name), exc.reason)
+        return
+    yield from walk.nested(item, content, name)
