@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits()
     status = EXIT_CLEAN
     rows: list[tuple[str, Finding]] = []
-    for source, path in _inputs(args.paths):
+    for given, path in _inputs(args.paths):
+        source = engine.redact(given)  # file names hold client data too: 张三_<ID>.xlsx
         try:
             data = _read(path, limits.max_input_bytes)
         except OSError as err:

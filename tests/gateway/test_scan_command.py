@@ -104,3 +104,15 @@ def test_installation_key_is_created_private_and_reused(tmp_path, state):
     assert json.loads(first.stdout)["hash"] == json.loads(second.stdout)["hash"]
     other = _run(["--json", str(sample)], state=tmp_path / "other-state")
     assert json.loads(other.stdout)["hash"] != json.loads(first.stdout)["hash"]
+
+
+def test_a_file_named_after_a_client_is_reported_masked(tmp_path, state):
+    sample = tmp_path / f"张三_{RESIDENT_ID}.txt"
+    sample.write_text(f"卡号 {CARD}")
+    result = _run(["--json", str(sample), str(tmp_path / f"{RESIDENT_ID}.missing")], state=state)
+    assert result.returncode == 2
+    assert RESIDENT_ID.encode() not in result.stdout + result.stderr
+    row = json.loads(result.stdout)
+    assert "110105********002X" in row["source"]
+    assert "110105********002X" in row["location"]
+    assert b"110105********002X.missing" in result.stderr
