@@ -1,8 +1,19 @@
 """Deterministic synthetic traffic for the scan benchmark: documents and office files.
 
-`corpus(mb, seed)` returns documents (64 KiB – 1 MiB of UTF-8 each) of mixed
-Chinese/English prose, JSON, CSV, HTML and MIME mail with sparse sensitive
-values. Every value is generated (never a real person's): resident IDs with a
+`corpus(mb, seed, cache_dir, profile)` returns documents (64 KiB – 1 MiB of UTF-8
+each) of mixed Chinese/English prose, JSON, CSV, HTML and MIME mail with
+sensitive values planted in them, in one of two profiles (`PROFILES`):
+
+- "dense" — debt-collection files: ~350 planted values per MB, and an order
+  number and a timestamp on every JSON record and CSV row, log lines in the
+  prose (~10,700 runs of 8+ digits per MB);
+- "office" — ordinary office and web traffic: the same document kinds and the
+  same mix of plain, separated and disguised values, but ~10–20 values per MB,
+  and order numbers, timestamps and log lines a few per KB rather than on every
+  line (dates, amounts, some order numbers and masked values stay, as hard
+  negatives).
+
+Every value is generated (never a real person's): resident IDs with a
 valid GB 11643 check character, Luhn-valid 62-prefix UnionPay cards, mobiles in
 allocated ranges, e-mail addresses, USCC codes with both check characters and
 passport numbers beside the word 护照. Most values are written plainly; some with
@@ -13,9 +24,11 @@ documents also carry the same encodings as ordinary noise (`&nbsp;`, URL-encoded
 Chinese in links, ensure_ascii JSON, base64 images, encoded mail subjects) and
 hard negatives (masked values, order numbers, timestamps, dates, amounts).
 
-The same seed gives the same bytes: each document has its own
+The same seed and profile give the same bytes: each document has its own
 `random.Random` derived from the seed and its index, so a 5 MB corpus is the
-first documents of the 50 MB one.
+first documents of the 50 MB one; the two profiles draw the same document kinds
+and target sizes for the same seed. "dense" is the output of generator version 2
+unchanged, so its cache files keep their names.
 
 `xlsx_bytes`, `docx_bytes` and `pdf_bytes` build office files the same way for
 the extraction part of the benchmark (same content for the same seed; zip member
@@ -125,6 +138,63 @@ EN_PII = {
 # How often each kind of value is planted (relative weights).
 KIND_WEIGHTS = {"id": 25, "card": 20, "mobile": 30, "email": 15, "uscc": 6, "passport": 4}
 
+# Ordinary office sentences for the "office" profile: meetings, notices, replies and
+# product text, with dates, amounts and short numbers but no log lines and no long
+# reference numbers.
+OFFICE_ZH_SENTENCES = [
+    "各位同事：{city}办公室将于{date}进行网络设备升级，届时内网访问可能中断约{n}分钟。",
+    "本周例会改到周四下午三点，请各小组准备好项目进度和下周计划。",
+    "新版报销流程已上线，单笔{amount}元以下的费用由部门负责人直接审批。",
+    "感谢您的来信，您反馈的问题我们已转交相关部门处理，预计{small}个工作日内回复。",
+    "{name}将于下周一起休年假，期间工作由{name2}代为处理。",
+    "第{q}季度{city}区域销售额同比增长{pct}%，其中线上渠道占比约{small}成。",
+    "会议纪要：一、确认{year}年度培训计划；二、讨论新员工入职流程；三、其他事项。",
+    "本产品采用环保材料制作，支持七天无理由退货，详情请咨询在线客服。",
+    "请于{date}前完成信息安全培训并提交测试结果，未完成者将无法登录办公系统。",
+    "欢迎参加{company}{year}年度客户交流会，会议地点为{city}国际会展中心{small}号馆。",
+    "经研究决定，原定于本周五的部门团建活动延期举行，具体时间另行通知。",
+    "附件是修改后的合同草案，第{n}条和第{small}条有改动，请法务部门再审阅一遍。",
+    "{city}天气预报：明天多云转晴，早晚温差较大，请注意添衣。",
+    "您好，您订购的{product}已出库，如有问题请随时联系我们。",
+    "根据公司规定，差旅住宿标准为一线城市每晚不超过{small}百元。",
+    "本次问卷共回收{n}份，满意度为{pct}%，主要意见集中在响应速度方面。",
+    "项目评审会定于{date}召开，请各位评委提前阅读材料。",
+    "办公区{small}楼茶水间的咖啡机已维修完毕，可以正常使用。",
+]  # fmt: skip
+OFFICE_EN_SENTENCES = [
+    "Hi all, the office in {city_en} will be closed on {date} for maintenance.",
+    "Thanks for your feedback; we have passed it on to the product team.",
+    "Please review the attached draft and send your comments by Friday.",
+    "The Q{q} report shows revenue up {pct}% year on year, driven by online sales.",
+    "Reminder: the all-hands meeting starts at 3 pm in the main conference room.",
+    "{name_en} will be out of office next week; please contact the team alias instead.",
+    "Our new return policy allows refunds within {n} days of delivery.",
+    "The training session on information security is mandatory for all staff.",
+    "Agenda: budget review, hiring plan, and any other business.",
+    "Shipping is free for orders over CNY {amount}; see the FAQ for details.",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How densely values and long numbers are written into the documents."""
+
+    name: str
+    pii: float  # multiplier on every chance of planting a value
+    numbers: float  # chance a JSON record / CSV row carries an order number and a timestamp
+    masked: float  # chance a JSON record / CSV row carries a masked mobile (hard negative)
+    refs: float  # chance a CSV note is an invoice reference rather than a sentence
+    ordinary: float  # share of sentences from the ordinary office pools
+    price: str  # field for a CSV row's unit price ("amount2" reaches 499,999.99)
+
+
+PROFILES = {
+    "dense": Profile("dense", pii=1.0, numbers=1.0, masked=1.0, refs=0.7, ordinary=0.0,
+                     price="amount2"),
+    "office": Profile("office", pii=0.04, numbers=0.1, masked=0.3, refs=0.1, ordinary=0.75,
+                      price="price"),
+}  # fmt: skip
+
 CN_DIGITS = ("〇一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖")
 FULL_WIDTH = str.maketrans(string.digits + "@.", "０１２３４５６７８９＠．")
 ZERO_WIDTH = "\u200b\u200c\u200d\ufeff\u2060"
@@ -218,11 +288,13 @@ def _amount(rng: random.Random) -> str:
 # (masked values, order numbers, IPs, timestamps, long reference numbers).
 FIELD_MAKERS: dict[str, Callable[[random.Random], str]] = {
     "name": _name,
+    "name2": _name,
     "name_en": _name_en,
     "city": lambda rng: rng.choice(CITIES),
     "city_en": lambda rng: rng.choice(CITIES_EN),
     "company": lambda rng: rng.choice(COMPANIES),
     "bank": lambda rng: rng.choice(BANKS),
+    "product": lambda rng: rng.choice(PRODUCTS),
     "date": _date,
     "datetime": lambda rng: f"{_moment(rng):%Y-%m-%d %H:%M}",
     "iso": lambda rng: f"{_moment(rng):%Y-%m-%dT%H:%M:%S}.{rng.randrange(1000):03d}Z",
@@ -232,6 +304,7 @@ FIELD_MAKERS: dict[str, Callable[[random.Random], str]] = {
     "day": lambda rng: str(rng.randint(1, 28)),
     "amount": _amount,
     "amount2": _amount,
+    "price": lambda rng: f"{rng.randrange(990, 300_000) / 100:.2f}",
     "n": lambda rng: str(rng.randint(2, 99)),
     "small": lambda rng: str(rng.randint(1, 9)),
     "q": lambda rng: str(rng.randint(1, 4)),
@@ -320,16 +393,31 @@ class Planted:
 class Writer:
     """Fills in templates for one document with its own random stream."""
 
-    def __init__(self, rng: random.Random, planted: Planted, disguises: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        planted: Planted,
+        disguises: tuple[str, ...],
+        profile: Profile = PROFILES["dense"],
+    ) -> None:
         self.rng = rng
         self.planted = planted
         self.disguises = disguises
+        self.profile = profile
 
     def fields(self) -> Fields:
         return Fields(self.rng)
 
+    def chance(self, p: float) -> bool:
+        """True with probability p; draws nothing when p is 0 or 1 (the "dense" bytes)."""
+        return p >= 1.0 or (p > 0.0 and self.rng.random() < p)
+
     def sentence(self, english: float = 0.25) -> str:
-        pool = EN_SENTENCES if self.rng.random() < english else ZH_SENTENCES
+        if self.chance(self.profile.ordinary):
+            en, zh = OFFICE_EN_SENTENCES, OFFICE_ZH_SENTENCES
+        else:
+            en, zh = EN_SENTENCES, ZH_SENTENCES
+        pool = en if self.rng.random() < english else zh
         return self.rng.choice(pool).format_map(self.fields())
 
     def value(self, kind: str | None = None, disguise_rate: float = 0.1) -> tuple[str, str]:
@@ -363,7 +451,7 @@ class Writer:
     def paragraph(self, pii_rate: float, english: float = 0.25) -> str:
         parts = []
         for _ in range(self.rng.randint(3, 8)):
-            if self.rng.random() < pii_rate:
+            if self.rng.random() < pii_rate * self.profile.pii:
                 parts.append(self.pii_sentence())
             else:
                 parts.append(self.sentence(english))
@@ -382,21 +470,21 @@ def prose_chunks(w: Writer):
 def json_chunks(w: Writer, ascii_only: bool):
     rng = w.rng
     yield '{"code":0,"message":"ok","data":['
+    profile = w.profile
     n = 0
     while True:
         f = w.fields()
-        record = {
-            "id": n,
-            "order_no": f["order"],
-            "customer": f["name"],
-            "city": f["city"],
-            "amount": f["amount"],
-            "created_at": f["iso"],
-            "contact": f["masked_mobile"],
-            "remark": w.sentence(english=0.2),
-        }
+        record: dict[str, object] = {"id": n}
+        if w.chance(profile.numbers):
+            record["order_no"] = f["order"]
+        record.update(customer=f["name"], city=f["city"], amount=f["amount"])
+        if w.chance(profile.numbers):
+            record["created_at"] = f["iso"]
+        if w.chance(profile.masked):
+            record["contact"] = f["masked_mobile"]
+        record["remark"] = w.sentence(english=0.2)
         escaped = None
-        if rng.random() < 0.06:
+        if rng.random() < 0.06 * profile.pii:
             kind, value = w.value()
             if value.startswith("\\u"):  # already JSON-escaped by the disguise
                 escaped = value
@@ -412,15 +500,21 @@ def json_chunks(w: Writer, ascii_only: bool):
 
 def csv_chunks(w: Writer):
     rng = w.rng
+    profile = w.profile
     yield "订单号,下单时间,商品,数量,单价,城市,收货人,联系方式,备注\r\n"
     while True:
         f = w.fields()
-        contact = f["masked_mobile"]
-        if rng.random() < 0.05:
+        contact = f["masked_mobile"] if w.chance(profile.masked) else ""
+        if rng.random() < 0.05 * profile.pii:
             contact = w.value(rng.choice(("mobile", "mobile", "email", "id")))[1]
-        note = f["ref"] if rng.random() < 0.7 else w.sentence(english=0.1).replace(",", "，")
-        price = f["amount2"].replace(",", "")
-        row = [f["order"], f["datetime"], rng.choice(PRODUCTS), f["small"], price,
+        if rng.random() < profile.refs:
+            note = f["ref"]
+        else:
+            note = w.sentence(english=0.1).replace(",", "，")
+        price = f[profile.price].replace(",", "")
+        order = f["order"] if w.chance(profile.numbers) else ""
+        when = f["datetime"] if w.chance(profile.numbers) else f"{f['month']}月{f['day']}日"
+        row = [order, when, rng.choice(PRODUCTS), f["small"], price,
                f["city"], f["name"], contact, note]  # fmt: skip
         yield ",".join(row) + "\r\n"
 
@@ -437,10 +531,10 @@ def html_chunks(w: Writer):
             f'<div class="item"><p>{text} &ldquo;{f["company"]}&rdquo; &amp; {f["name"]}</p>\n'
             f'<a href="https://search.example.cn/s?q={query}&amp;page={f["small"]}">更多</a></div>\n'
         )
-        if rng.random() < 0.1:
+        if rng.random() < 0.1 * w.profile.pii:
             _, v = w.value(rng.choice(("mobile", "email", "card")))
             yield f'<form><input type="text" name="field" value="{v}"></form>\n'
-        if rng.random() < 0.05:
+        if rng.random() < 0.05 * w.profile.pii:
             _, v = w.value("email")
             yield f'<a href="mailto:{v}">联系我们</a>\n'
 
@@ -474,7 +568,10 @@ def mail_chunks(w: Writer):
             yield f"{header}Content-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
         elif roll < 0.65:  # a text attachment: base64 with values inside
             before = Counter(w.planted.forms)
-            rows = "\n".join(w.pii_sentence() for _ in range(rng.randint(3, 12)))
+            rows = "\n".join(
+                w.pii_sentence() if w.chance(w.profile.pii) else w.sentence()
+                for _ in range(rng.randint(3, 12))
+            )
             _relabel(w.planted, before, "base64")
             yield f"{header}Content-Transfer-Encoding: base64\r\n\r\n{_b64_lines(rows.encode())}"
         elif roll < 0.8:  # quoted-printable body
@@ -513,13 +610,13 @@ class Doc:
         self.size = len(self.text.encode())
 
 
-def document(seed: int, index: int) -> Doc:
+def document(seed: int, index: int, profile: str = "dense") -> Doc:
     rng = random.Random(seed * 1_000_003 + index)
     kind = rng.choices(list(DOC_KINDS), weights=[k[0] for k in DOC_KINDS.values()])[0]
     _, disguises, chunks = DOC_KINDS[kind]
     size = int(MIN_DOC * (MAX_DOC / MIN_DOC) ** rng.random())  # log-uniform
     planted = Planted()
-    writer = Writer(rng, planted, disguises)
+    writer = Writer(rng, planted, disguises, PROFILES[profile])
     parts, total = [], 0
     for chunk in chunks(writer):
         parts.append(chunk)
@@ -533,24 +630,32 @@ def document(seed: int, index: int) -> Doc:
     return Doc(kind, "".join(parts), planted.forms)
 
 
-def generate(mb: float, seed: int) -> list[Doc]:
+def generate(mb: float, seed: int, profile: str = "dense") -> list[Doc]:
     docs, total, target = [], 0, int(mb * 1e6)
     while total < target:
-        doc = document(seed, len(docs))
+        doc = document(seed, len(docs), profile)
         docs.append(doc)
         total += doc.size
     return docs
 
 
-def corpus(mb: float, seed: int, cache_dir: Path | None) -> list[Doc]:
+def cache_path(cache_dir: Path, mb: float, seed: int, profile: str) -> Path:
+    """One file per profile; "dense" keeps the name it had before profiles existed."""
+    tag = "" if profile == "dense" else f"{profile}-"
+    return cache_dir / f"corpus-{tag}v{GENERATOR_VERSION}-seed{seed}-{mb:g}MB.json"
+
+
+def corpus(mb: float, seed: int, cache_dir: Path | None, profile: str = "dense") -> list[Doc]:
     """The corpus, from `cache_dir` if it was generated before with the same settings."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown corpus profile {profile!r}; known: {', '.join(PROFILES)}")
     if cache_dir is None:
-        return generate(mb, seed)
-    path = cache_dir / f"corpus-v{GENERATOR_VERSION}-seed{seed}-{mb:g}MB.json"
+        return generate(mb, seed, profile)
+    path = cache_path(cache_dir, mb, seed, profile)
     if path.exists():
         raw = json.loads(path.read_text("utf-8"))
         return [Doc(d["kind"], d["text"], Counter(d["planted"])) for d in raw]
-    docs = generate(mb, seed)
+    docs = generate(mb, seed, profile)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     payload = [{"kind": d.kind, "text": d.text, "planted": d.planted} for d in docs]
