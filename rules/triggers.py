@@ -1,12 +1,12 @@
-"""The one multi-pattern pass that tells the engine where to look.
+"""Multi-pattern passes that tell the engine where to look.
 
-All trigger patterns (where a candidate value may end, where a disguise needs
-undoing) are compiled into one hyperscan database and scanned without
-start-of-match tracking, which costs ~20x on unbounded patterns; the engine
-recovers starts itself around the rare matches. A pure-`re` backend gives
-the same answers where hyperscan is missing: the engine only ever asks "which
-patterns end where", and only ever uses the answers to pick regions that it
-then examines with the same Python code.
+A set of trigger patterns (where a candidate value may be, whether a
+disguise needs undoing) is compiled into one hyperscan database and scanned
+without start-of-match tracking, which costs ~20x on unbounded patterns; the
+engine recovers starts itself around the rare matches. A pure-`re` backend
+answers the same question where hyperscan is missing: the engine only asks
+"which triggers end where" and uses the answers to pick regions that it then
+examines with the same Python code.
 """
 
 from __future__ import annotations
