@@ -14,6 +14,7 @@ cn_passport, cn_hk_macau_permit, cn_tw_permit, email.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -195,7 +196,8 @@ def _card(digits: str) -> Candidate | None:
     return None
 
 
-def numeric_candidates(value: str) -> list[Candidate]:
+@functools.lru_cache(maxsize=4096)  # a table repeats its numbers; judging is pure
+def numeric_candidates(value: str) -> tuple[Candidate, ...]:
     """Candidates for a digit string (an ID may end in X), separators removed."""
     out: list[Candidate] = []
     n = len(value)
@@ -222,7 +224,7 @@ def numeric_candidates(value: str) -> list[Candidate]:
                 )
             )
     if not digits_only:
-        return out
+        return tuple(out)
     if n == 15 and checks.resident_id_15_problem(value) is None:
         out.append(
             Candidate(
@@ -241,7 +243,7 @@ def numeric_candidates(value: str) -> list[Candidate]:
         out.append(Candidate("cn_mobile", value[2:], 0.75, 0.95, ("+86 mobile number",)))
     elif n == 15 and value.startswith("0086") and checks.mobile_ok(value[4:]):
         out.append(Candidate("cn_mobile", value[4:], 0.75, 0.95, ("0086 mobile number",)))
-    return out
+    return tuple(out)
 
 
 def tw_permit_digits_candidate(value: str) -> Candidate:

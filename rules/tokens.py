@@ -13,7 +13,9 @@ ID inside a longer digit or letter run is not.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rules.detectors import (
@@ -80,6 +82,7 @@ ALNUM_SHAPES = (
 EMAIL_TRIGGER = rb"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]+\.[A-Za-z0-9]"
 
 MAX_DIGITS = 19  # the longest numeric value (a 19-digit card)
+MAX_GROUPS = 9  # an 18-character ID in groups of two
 
 # Bare-digit Taiwan permit numbers are looked for after a context word only.
 TW_CONTEXT_TRIGGER = b"|".join(
@@ -112,18 +115,27 @@ def run_around(data: bytes, pos: int, charset: frozenset[int]) -> tuple[int, int
 
 # Multi-group windows must look like the way each kind of number is written,
 # so "192.168.13.138" is not a mobile and a row of amounts is not a card.
-def _grouping_ok(detector: str, lengths: tuple[int, ...]) -> bool:
-    if len(lengths) == 1:
-        return True
-    if detector == "cn_mobile":
-        return lengths in ((3, 4, 4), (3, 8), (4, 3, 4), (7, 4), (2, 3, 4, 4), (2, 11))
-    if detector == "cn_bank_card":
-        return all(n == 4 for n in lengths[:-1]) and 1 <= lengths[-1] <= 4
-    if detector == "cn_resident_id":
-        return all(n >= 2 for n in lengths)
-    if detector == "cn_resident_id_15":
-        return lengths in ((6, 6, 3), (6, 9))
-    return False
+_MOBILE_GROUPINGS = frozenset({(3, 4, 4), (3, 8), (4, 3, 4), (7, 4), (2, 3, 4, 4), (2, 11)})
+_ID15_GROUPINGS = frozenset({(6, 6, 3), (6, 9)})
+
+
+@functools.lru_cache(maxsize=1024)
+def _window_detectors(lengths: tuple[int, ...], size: int) -> frozenset[str]:
+    """Detectors a window of several digit groups may be, by its grouping and size.
+
+    Checked before any value is built: a long run of "1 1 1 …" offers many
+    windows, and none of them may cost more than this.
+    """
+    found = set()
+    if size in (11, 13, 15) and lengths in _MOBILE_GROUPINGS:
+        found.add("cn_mobile")
+    if 16 <= size <= 19 and all(n == 4 for n in lengths[:-1]) and 1 <= lengths[-1] <= 4:
+        found.add("cn_bank_card")
+    if size == 18 and all(n >= 2 for n in lengths):
+        found.add("cn_resident_id")
+    if size == 15 and lengths in _ID15_GROUPINGS:
+        found.add("cn_resident_id_15")
+    return frozenset(found)
 
 
 def numeric_hits(data: bytes, start: int, end: int) -> list[Hit]:
@@ -136,28 +148,38 @@ def numeric_hits(data: bytes, start: int, end: int) -> list[Hit]:
                 value = text.upper().decode("ascii")
                 hits.extend(Hit(token.start(), token.end(), c) for c in numeric_candidates(value))
             continue
-        groups = [(m.start(), m.end()) for m in _DIGIT_GROUP.finditer(data, *token.span())]
-        check_x = data[token.end() - 1] in b"Xx"
-        for i in range(len(groups)):
-            digits = 0
-            for j in range(i, len(groups)):
-                digits += groups[j][1] - groups[j][0]
-                last = j == len(groups) - 1
-                size = digits + (1 if last and check_x else 0)
-                if size > MAX_DIGITS + 1:
-                    break
-                if size < 11:
-                    continue
-                value = b"".join(data[a:b] for a, b in groups[i : j + 1])
-                span_end = groups[j][1]
-                if last and check_x:
-                    value += b"X"
-                    span_end += 1
-                lengths = tuple(b - a for a, b in groups[i : j + 1])
-                for cand in numeric_candidates(value.decode("ascii")):
-                    if _grouping_ok(cand.detector, lengths):
-                        hits.append(Hit(groups[i][0], span_end, cand))
+        groups = [m.span() for m in _DIGIT_GROUP.finditer(data, *token.span())]
+        hits.extend(_window_hits(data, groups, check_x=data[token.end() - 1] in b"Xx"))
     return hits
+
+
+def _window_hits(data: bytes, groups: list[tuple[int, int]], check_x: bool) -> Iterator[Hit]:
+    """Candidates among windows of consecutive digit groups of one token."""
+    sizes = [b - a for a, b in groups]
+    n = len(groups)
+    for i in range(n):
+        digits = 0
+        for j in range(i, min(n, i + MAX_GROUPS)):
+            if j > i and sizes[j - 1] < 2:
+                break  # nobody writes a number with a one-digit group inside it
+            digits += sizes[j]
+            last = j == n - 1
+            size = digits + (1 if last and check_x else 0)
+            if size > MAX_DIGITS + 1:
+                break
+            if size < 11:
+                continue
+            allowed = _window_detectors(tuple(sizes[i : j + 1]), size) if j > i else None
+            if allowed is not None and not allowed:
+                continue
+            value = b"".join(data[a:b] for a, b in groups[i : j + 1])
+            span_end = groups[j][1]
+            if last and check_x:
+                value += b"X"
+                span_end += 1
+            for cand in numeric_candidates(value.decode("ascii")):
+                if allowed is None or cand.detector in allowed:
+                    yield Hit(groups[i][0], span_end, cand)
 
 
 def alnum_hits(data: bytes, start: int, end: int) -> list[Hit]:
