@@ -55,6 +55,33 @@ _BASE64_TRIGGER = (
     rb"|[A-Z]" + _B64 + rb"[0-9+/]" + _B64 + rb"[a-z]"
     rb"|[0-9+/]" + _B64 + rb"[A-Z]" + _B64 + rb"[a-z]"
 )
+_FIRST = {name: re.compile(p).search for name, p in
+          (("lower", rb"[a-z]"), ("upper", rb"[A-Z]"), ("digit", rb"[0-9+/]"))}  # fmt: skip
+
+
+def _holds_base64_trigger(run: bytes) -> bool:
+    """_BASE64_TRIGGER matches somewhere in `run` (a run of the alphabet), in linear time."""
+    first, rfirst = _FIRST, run[::-1]
+
+    def after(kind: str, pos: int) -> int:  # first index of kind at or after pos, or -1
+        m = first[kind](run, pos)
+        return m.start() if m else -1
+
+    def last(kind: str) -> int:
+        m = first[kind](rfirst)
+        return len(run) - 1 - m.start() if m else -1
+
+    lower = after("lower", 0)
+    if lower >= 0 and last("upper") > lower:
+        return True  # a lower-case letter, later an upper-case one
+    for head, middle in (("upper", "digit"), ("digit", "upper")):
+        i = after(head, 0)
+        j = after(middle, i + 1) if i >= 0 else -1
+        if j >= 0 and last("lower") > j:
+            return True
+    return False
+
+
 # A base64 run, also wrapped in lines as MIME bodies are, with its padding.
 _BASE64_RUN = rb"[A-Za-z0-9+/]+(?:\r?\n[A-Za-z0-9+/]+)*=*"
 
@@ -73,7 +100,7 @@ def _token_triggers() -> list[triggers.Trigger]:
         triggers.Trigger(_EMAIL, tokens.EMAIL_TRIGGER),
         triggers.Trigger(_TW_CONTEXT, tokens.TW_CONTEXT_TRIGGER),
         # Whether base64 runs need looking for at all (most texts have none).
-        triggers.Trigger(_BASE64, _BASE64_TRIGGER, once=True),
+        triggers.Trigger(_BASE64, _BASE64_TRIGGER, once=True, re_superset=rb"[a-z]"),
     ]
 
 
@@ -120,7 +147,9 @@ class Engine:
         # Two passes: disguises on the text as it came, tokens on the text as read.
         self._layers = triggers.build(_layer_triggers(), backend)
         self._triggers = triggers.build(_token_triggers(), backend)
-        self._base64 = triggers.RunFinder(rb"[A-Za-z0-9+/]", _BASE64_TRIGGER, _BASE64_RUN, backend)
+        self._base64 = triggers.RunFinder(
+            rb"[A-Za-z0-9+/]", _BASE64_TRIGGER, _BASE64_RUN, backend, _holds_base64_trigger
+        )
         self.backend = self._triggers.name
         self._redacted: dict[str, str] = {}
         self._masks = {d.id: d.mask for d in DETECTORS.values()}
@@ -278,9 +307,10 @@ class Engine:
             decoded = run.text()
             if decoded is None:
                 continue
-            char_to_byte = _CharToByte(decoded)
-            for raw in self._scan(decoded, depth + 1):
-                start, end = run.span(char_to_byte(raw.start), char_to_byte(raw.end))
+            raws = self._scan(decoded, depth + 1)
+            to_byte = _char_to_byte(decoded, {p for r in raws for p in (r.start, r.end)})
+            for raw in raws:
+                start, end = run.span(to_byte[raw.start], to_byte[raw.end])
                 why = (*raw.why, "inside base64")
                 out.append(
                     (start, end, _Raw(start, end, raw.candidate, raw.score, why, raw.length))
@@ -348,11 +378,26 @@ class _Base64Run:
         self._raw = data[start:end]
         self._joined = _LINE_BREAK.sub(b"", self._raw).rstrip(b"=")
         self._breaks: list[tuple[int, int]] | None = None  # (joined offset, bytes skipped)
+        self._skip = 0  # characters before the base64 proper
 
     def text(self) -> str | None:
-        """The decoded text if the run looks like encoded text, else None."""
-        run = self._joined
+        """The decoded text if the run looks like encoded text, else None.
+
+        A run may begin before the base64 does (a URL path, a chunk border):
+        the four alignments are tried, the first that reads as text wins.
+        """
+        for skip in range(4):
+            text = self._decode(self._joined[skip:])
+            if text is not None:
+                self._skip = skip
+                return text
+        return None
+
+    @staticmethod
+    def _decode(run: bytes) -> str | None:
         usable = len(run) - (len(run) % 4 if len(run) % 4 == 1 else 0)
+        if usable < BASE64_MIN_RUN - 3:
+            return None
         chunk = run[:usable] + b"=" * (-usable % 4)
         try:
             raw = base64.b64decode(chunk, validate=True)
@@ -366,8 +411,8 @@ class _Base64Run:
     def span(self, byte_start: int, byte_end: int) -> tuple[int, int]:
         """Decoded byte span → span of base64 characters in the data."""
         # Decoded byte k comes from base64 characters 4*(k//3) … 4*(k//3)+3.
-        start = self._position((byte_start // 3) * 4)
-        end = self._position(max(0, -(-byte_end // 3) * 4 - 1)) + 1
+        start = self._position(self._skip + (byte_start // 3) * 4)
+        end = self._position(self._skip + max(0, -(-byte_end // 3) * 4 - 1)) + 1
         return start, min(end, self.end)
 
     def _position(self, joined: int) -> int:
@@ -393,10 +438,14 @@ def _byte_to_char(data: bytes, positions: set[int]) -> dict[int, int]:
     return out
 
 
-class _CharToByte:
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._ascii = text.isascii()
-
-    def __call__(self, pos: int) -> int:
-        return pos if self._ascii else len(self._text[:pos].encode("utf-8"))
+def _char_to_byte(text: str, positions: set[int]) -> dict[int, int]:
+    """Character offsets → UTF-8 byte offsets, in one pass over the text."""
+    if text.isascii():
+        return {p: p for p in positions}
+    out = {}
+    char = byte = 0
+    for pos in sorted(positions):
+        byte += len(text[char:pos].encode("utf-8", "replace"))
+        char = pos
+        out[pos] = byte
+    return out

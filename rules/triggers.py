@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 try:  # hyperscan is a hard dependency, but the engine must not stop without it
@@ -139,12 +139,22 @@ class RunFinder:
     match (hyperscan) and the leftmost match (`re`) lie in the same run.
     """
 
-    def __init__(self, char_class: bytes, trigger: bytes, run: bytes, backend: str) -> None:
+    def __init__(
+        self,
+        char_class: bytes,
+        trigger: bytes,
+        run: bytes,
+        backend: str,
+        holds_trigger: Callable[[bytes], bool],
+    ) -> None:
+        """`holds_trigger(run)` must say, in linear time, whether `trigger` matches in a run
+        of the class: `re` would backtrack on the trigger's unbounded gaps."""
         self._members = frozenset(
             b for b in range(256) if re.fullmatch(char_class, bytes([b])) is not None
         )
         self._run = re.compile(run)
-        self._search = re.compile(trigger).search
+        self._class_runs = re.compile(char_class + b"+").finditer
+        self._holds_trigger = holds_trigger
         self._db = None
         if _use_hyperscan(backend):
             self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -153,8 +163,10 @@ class RunFinder:
 
     def _first_end(self, data: bytes, view: memoryview, offset: int) -> int | None:
         if self._db is None:
-            m = self._search(data, offset)
-            return m.end() if m else None
+            for m in self._class_runs(data, offset):
+                if self._holds_trigger(m.group()):
+                    return m.end()
+            return None
         hit: list[int] = []
 
         def on_match(_tid, _start, end, _flags, _ctx):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -78,8 +80,9 @@ _RUN_DATA = st.binary(max_size=200) | st.text(alphabet="aZq09+/ \n\r=xYé", max_
 @given(_RUN_DATA)
 def test_base64_run_finder_agrees(data):
     args = (rb"[A-Za-z0-9+/]", engine_module._BASE64_TRIGGER, engine_module._BASE64_RUN)
-    assert triggers.RunFinder(*args, "hyperscan").runs(data) == triggers.RunFinder(
-        *args, "re"
+    holds = engine_module._holds_base64_trigger
+    assert triggers.RunFinder(*args, "hyperscan", holds).runs(data) == triggers.RunFinder(
+        *args, "re", holds
     ).runs(data)
 
 
@@ -127,3 +130,9 @@ def test_without_hyperscan_explicit_request_fails(monkeypatch):
     monkeypatch.setattr(triggers, "hyperscan", None)
     with pytest.raises(RuntimeError, match="hyperscan"):
         Engine(hash_key=s.KEY, backend="hyperscan")
+
+
+@given(st.text(alphabet="aZq09+/xY", max_size=40).map(str.encode))
+def test_linear_base64_trigger_check_agrees_with_the_trigger(run):
+    expected = re.search(engine_module._BASE64_TRIGGER, run) is not None
+    assert engine_module._holds_base64_trigger(run) == expected
