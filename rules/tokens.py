@@ -33,14 +33,12 @@ NUM_CLASS = frozenset(b"0123456789Xx -./\r\n\xc2\xb7")
 ALNUM_CLASS = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 EMAIL_CLASS = ALNUM_CLASS | frozenset(b"._%+-@")
 
-# Up to 20 groups of digits, 1-3 separators between groups, an ID's X at the end.
-NUM_TOKEN = re.compile(
-    rb"(?<![A-Za-z0-9*])[0-9]+(?:" + _SEP + rb"{1,3}[0-9]+){0,19}"
-    rb"(?:[Xx](?![A-Za-z0-9*]))?(?![A-Za-z0-9*])"
-)
+# Digit groups with 1-3 separators between them; which groups are glued to letters
+# (ID12345…) and whether an ID's X follows is decided in Python around the run.
+_GROUP_RUN = re.compile(rb"[0-9]+(?:" + _SEP + rb"{1,3}[0-9]+)*")
 _DIGIT_GROUP = re.compile(rb"[0-9]+")
 EMAIL = re.compile(
-    rb"(?<![A-Za-z0-9._%+\-*])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}"
+    rb"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}"
     rb"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
 )
 
@@ -71,7 +69,9 @@ def _digits(n: int) -> bytes:
 NUM_GROUPED = b"|".join(
     _digits(k) + rb"[0-9]" + _SEP + rb"{1,3}" + _digits(9 - k) + rb"[0-9]" for k in range(10)
 )
-ID_TAIL = rb"(?:18|19|20)[0-9]{2}" + _DAY + rb"[0-9]{3}[0-9Xx]"
+# The last 12 characters of an ID (full year) or its last 11 (a group can start
+# inside the year: 4403011 99003071230).
+ID_TAIL = rb"(?:(?:18|19|20)[0-9]|[0-9]{2})[0-9]" + _DAY + rb"[0-9]{3}[0-9Xx]"
 # Every numeric trigger needs 11 digits: enough for the `re` backend, where many
 # precise shapes cost more than cutting a few more tokens.
 NUM_SUPERSET = rb"[0-9](?:" + _SEP + rb"{0,3}[0-9]){10}"
@@ -89,7 +89,7 @@ TW_CONTEXT_TRIGGER = b"|".join(
     re.escape(w.encode()) for w in DETECTORS["cn_tw_permit"].context_words if not w.isascii()
 )
 TW_CONTEXT_REACH = 64  # bytes after the context word
-_TW_DIGITS = re.compile(rb"(?<![A-Za-z0-9*])[0-9]{8}(?:[0-9]{2})?(?![A-Za-z0-9*])")
+_TW_DIGITS = re.compile(rb"(?<![A-Za-z0-9])[0-9]{8}(?:[0-9]{2})?(?![A-Za-z0-9])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +120,16 @@ _ID15_GROUPINGS = frozenset({(6, 6, 3), (6, 9)})
 
 
 @functools.lru_cache(maxsize=1024)
-def _window_detectors(lengths: tuple[int, ...], size: int) -> frozenset[str]:
+def _window_detectors(lengths: tuple[int, ...], size: int, breaks: int) -> frozenset[str]:
     """Detectors a window of several digit groups may be, by its grouping and size.
 
     Checked before any value is built: a long run of "1 1 1 …" offers many
-    windows, and none of them may cost more than this.
+    windows, and none of them may cost more than this. Line breaks may wrap
+    an ID or a card (checksums keep lists of numbers out); a mobile has no
+    checksum, and one across lines is far more often a list of numbers.
     """
     found = set()
-    if size in (11, 13, 15) and lengths in _MOBILE_GROUPINGS:
+    if size in (11, 13, 15) and lengths in _MOBILE_GROUPINGS and not breaks:
         found.add("cn_mobile")
     if 16 <= size <= 19 and all(n == 4 for n in lengths[:-1]) and 1 <= lengths[-1] <= 4:
         found.add("cn_bank_card")
@@ -141,37 +143,53 @@ def _window_detectors(lengths: tuple[int, ...], size: int) -> frozenset[str]:
 def numeric_hits(data: bytes, start: int, end: int) -> list[Hit]:
     """Candidates in the digit run data[start:end] (a maximal run of number characters)."""
     hits: list[Hit] = []
-    for token in NUM_TOKEN.finditer(data, start, min(len(data), end + 1)):
-        text = token.group()
-        if text.isalnum():  # one group, no separators: the common case, no windows
-            if len(text) >= 11:
-                value = text.upper().decode("ascii")
-                hits.extend(Hit(token.start(), token.end(), c) for c in numeric_candidates(value))
-            continue
-        groups = [m.span() for m in _DIGIT_GROUP.finditer(data, *token.span())]
-        hits.extend(_window_hits(data, groups, check_x=data[token.end() - 1] in b"Xx"))
+    n = len(data)
+    for run in _GROUP_RUN.finditer(data, start, end):
+        first, stop = run.span()
+        groups = [m.span() for m in _DIGIT_GROUP.finditer(data, first, stop)]
+        if first > 0 and data[first - 1] in ALNUM_CLASS:
+            groups = groups[1:]  # glued to a word: ID12345…
+        check_x = stop < n and data[stop] in b"Xx"
+        if check_x and stop + 1 < n and data[stop + 1] in ALNUM_CLASS:
+            check_x = False
+        if not check_x and stop < n and data[stop] in ALNUM_CLASS:
+            groups = groups[:-1]
+        if len(groups) == 1:  # the common case: no windows
+            a, b = groups[0]
+            if b - a + check_x >= 11:
+                value = (data[a:b] + (b"X" if check_x else b"")).decode("ascii")
+                hits.extend(Hit(a, b + check_x, c) for c in numeric_candidates(value))
+        elif groups:
+            hits.extend(_window_hits(data, groups, check_x))
     return hits
 
 
 def _window_hits(data: bytes, groups: list[tuple[int, int]], check_x: bool) -> Iterator[Hit]:
-    """Candidates among windows of consecutive digit groups of one token."""
+    """Candidates among windows of consecutive digit groups of one run."""
     sizes = [b - a for a, b in groups]
+    if check_x:
+        sizes[-1] += 1  # the X is the ID's last character
+    # breaks[j]: a line break between group j-1 and group j
+    breaks = [0] + [b"\n" in data[groups[j - 1][1] : groups[j][0]] for j in range(1, len(groups))]
     n = len(groups)
     for i in range(n):
         digits = 0
+        lines = 0
         for j in range(i, min(n, i + MAX_GROUPS)):
-            if j > i and sizes[j - 1] < 2:
-                break  # nobody writes a number with a one-digit group inside it
+            if j > i:
+                if sizes[j - 1] < 2:
+                    break  # nobody writes a number with a one-digit group inside it
+                lines += breaks[j]
             digits += sizes[j]
-            last = j == n - 1
-            size = digits + (1 if last and check_x else 0)
+            size = digits
             if size > MAX_DIGITS + 1:
                 break
             if size < 11:
                 continue
-            allowed = _window_detectors(tuple(sizes[i : j + 1]), size) if j > i else None
+            allowed = _window_detectors(tuple(sizes[i : j + 1]), size, lines) if j > i else None
             if allowed is not None and not allowed:
                 continue
+            last = j == n - 1
             value = b"".join(data[a:b] for a, b in groups[i : j + 1])
             span_end = groups[j][1]
             if last and check_x:
@@ -191,11 +209,16 @@ def alnum_hits(data: bytes, start: int, end: int) -> list[Hit]:
     return [Hit(start, end, c) for c in alnum_candidates(token)]
 
 
+_STARS_AFTER_A_WORD = re.compile(rb"[A-Za-z0-9]\*+$")
+
+
 def email_hits(data: bytes, start: int, end: int) -> list[Hit]:
-    return [
-        Hit(m.start(), m.end(), email_candidate(m.group().decode("ascii")))
-        for m in EMAIL.finditer(data, start, min(len(data), end + 1))
-    ]
+    hits = []
+    for m in EMAIL.finditer(data, start, min(len(data), end + 1)):
+        if _STARS_AFTER_A_WORD.search(data, max(0, m.start() - 16), m.start()):
+            continue  # w****g@qq.com is masked; **zhang@163.com** (bold) is not
+        hits.append(Hit(m.start(), m.end(), email_candidate(m.group().decode("ascii"))))
+    return hits
 
 
 def tw_permit_hits(data: bytes, context_end: int) -> list[Hit]:

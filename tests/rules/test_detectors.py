@@ -41,6 +41,24 @@ FOUND = {
     "id-plain": (ID, "cn_resident_id", ID, ID),
     "id-glued-cjk-context": (f"身份证号{ID}请核对", "cn_resident_id", ID, ID),
     "id-glued-cjk": (f"客户{ID}已核对", "cn_resident_id", ID, ID),
+    # Markdown bold is not masking: '*' beside a whole value must not hide it.
+    "id-in-bold": (f"**{ID}**", "cn_resident_id", ID, ID),
+    "mobile-after-star": (f"手机：*{MOBILE}*", "cn_mobile", MOBILE, MOBILE),
+    "email-in-bold": ("**zhang@163.com**", "email", "zhang@163.com", "zhang@163.com"),
+    # Grouped values after many short groups (a PDF table row) are windows too.
+    "mobile-after-short-groups": (
+        "0 " * 19 + "138 1234 5678",
+        "cn_mobile",
+        "13812345678",
+        "138 1234 5678",
+    ),
+    "id-x-in-pairs": (
+        "身份证 11 01 05 19 49 12 31 00 2X",
+        "cn_resident_id",
+        "11010519491231002X",
+        "11 01 05 19 49 12 31 00 2X",
+    ),
+    "id-group-inside-year": (f"{ID[:7]} {ID[7:]}", "cn_resident_id", ID, f"{ID[:7]} {ID[7:]}"),
     "id-after-equals": (f"id={ID}&x=1", "cn_resident_id", ID, ID),
     "id-hk-after-equals": (f"sfz={ID_HK}", "cn_resident_id", ID_HK, ID_HK),
     "id-foreigner-after-equals": (f"id={ID_FOREIGN}&a=1", "cn_resident_id", ID_FOREIGN, ID_FOREIGN),
@@ -188,7 +206,6 @@ NOT_FOUND = {
     "id-in-order-number": (f"订单号2024{ID}88", "cn_resident_id", ID),
     "id-letter-before": (f"x{ID}", "cn_resident_id", ID),
     "id-letter-after": (f"{ID}abc", "cn_resident_id", ID),
-    "id-glued-star": (f"*{ID}", "cn_resident_id", ID),
     "id-wrong-check": (s.wrong_last(ID), "cn_resident_id", s.wrong_last(ID)),
     "id15-no-context": (f"编号 {ID15}", "cn_resident_id_15", ID15),
     "card-luhn-fails": (CARD_BAD, "cn_bank_card", CARD_BAD),
