@@ -14,7 +14,6 @@ cn_passport, cn_hk_macau_permit, cn_tw_permit, email.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -196,7 +195,6 @@ def _card(digits: str) -> Candidate | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)  # a table repeats its numbers; judging is pure
 def numeric_candidates(value: str) -> tuple[Candidate, ...]:
     """Candidates for a digit string (an ID may end in X), separators removed."""
     out: list[Candidate] = []

@@ -11,15 +11,16 @@ For one text:
 4. base64 runs are decoded and scanned recursively;
 5. findings are mapped back to offsets of the original text, masked, hashed.
 
-Nothing here keeps a raw value beyond the call: a `Finding` holds the masked
-form and a keyed hash only. An Engine holds a hyperscan scratch and caches:
-use one per thread.
+A `Finding` holds the masked form and a keyed hash only, never the value.
+Small in-memory caches (decoded escape runs) live only in the process. An
+Engine holds a hyperscan scratch and caches: use one per thread.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
@@ -151,7 +152,8 @@ class Engine:
             rb"[A-Za-z0-9+/]", _BASE64_TRIGGER, _BASE64_RUN, backend, _holds_base64_trigger
         )
         self.backend = self._triggers.name
-        self._redacted: dict[str, str] = {}
+        self._redacted: dict[bytes, str] = {}
+        self._redacting_engine: Engine | None = None
         self._masks = {d.id: d.mask for d in DETECTORS.values()}
         self._masks.update({c.id: c.mask for c in self.custom})
         self._context = {d.id: _words_regex(d.context_words) for d in DETECTORS.values()}
@@ -188,23 +190,39 @@ class Engine:
         return out
 
     def redact(self, text: str) -> str:
-        """`text` with every value found in it replaced by its masked form."""
+        """`text` with every value found in it replaced by its masked form.
+
+        For names shown beside findings (files, members, fields): every built-in
+        detector at the default threshold, whatever this engine reports.
+        """
         if not text:
             return text
-        cached = self._redacted.get(text)
+        key = hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=16).digest()
+        cached = self._redacted.get(key)  # keyed by digest: the cache holds no raw name
         if cached is not None:
             return cached
-        out = text
-        for raw in reversed(self._scan(text, depth=0)):
-            out = (
-                out[: raw.start]
-                + self._masks[raw.candidate.detector](raw.candidate.value)
-                + out[raw.end :]
-            )
-        if len(self._redacted) > 4096:  # locations repeat within a message, not forever
+        pieces, pos = [], 0
+        for raw in self._redactor._scan(text, depth=0):
+            pieces += [
+                text[pos : raw.start],
+                self._masks[raw.candidate.detector](raw.candidate.value),
+            ]
+            pos = raw.end
+        out = "".join([*pieces, text[pos:]])
+        if len(self._redacted) > 4096:  # names repeat within a message, not forever
             self._redacted.clear()
-        self._redacted[text] = out
+        self._redacted[key] = out
         return out
+
+    @property
+    def _redactor(self) -> Engine:
+        if self.enabled == frozenset(DETECTORS) and self.min_score <= DEFAULT_MIN_SCORE:
+            return self
+        if self._redacting_engine is None:
+            self._redacting_engine = Engine(
+                hash_key=self._key, custom=self.custom, backend=self.backend
+            )
+        return self._redacting_engine
 
     # -- the pipeline -------------------------------------------------------
 
@@ -345,9 +363,18 @@ class Engine:
 
 
 def _words_regex(words: Iterable[str]) -> re.Pattern[bytes]:
-    """One case-insensitive pattern for a detector's context words, longest first."""
-    ordered = sorted({w.lower().encode() for w in words}, key=len, reverse=True)
-    return re.compile(b"|".join(map(re.escape, ordered)), re.IGNORECASE)
+    """One case-insensitive pattern for a detector's context words, longest first.
+
+    English words must stand alone: "card" is not in "discarded", "mtp" not in "SMTP".
+    """
+    ordered = sorted({w.lower() for w in words}, key=len, reverse=True)
+    alternatives = [
+        rb"(?<![a-z])" + re.escape(w.encode()) + rb"(?![a-z])"
+        if w.isascii()
+        else re.escape(w.encode())
+        for w in ordered
+    ]
+    return re.compile(b"|".join(alternatives), re.IGNORECASE)
 
 
 def _resolve(raws: list[_Raw]) -> list[_Raw]:
@@ -383,10 +410,13 @@ class _Base64Run:
     def text(self) -> str | None:
         """The decoded text if the run looks like encoded text, else None.
 
-        A run may begin before the base64 does (a URL path, a chunk border):
-        the four alignments are tried, the first that reads as text wins.
+        A run may begin before the base64 does (a chunk border, a URL path):
+        the four alignments and the starts after a '/' are tried, the first
+        that reads as text wins.
         """
-        for skip in range(4):
+        head = self._joined[:128]
+        after_slash = [i + 1 for i in range(len(head)) if head[i] == 0x2F]  # a path before it
+        for skip in (0, 1, 2, 3, *after_slash):
             text = self._decode(self._joined[skip:])
             if text is not None:
                 self._skip = skip

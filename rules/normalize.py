@@ -55,6 +55,9 @@ _KEEP_AS_IS = frozenset("·")  # a separator the engine understands; NFKC would 
 def _char_table() -> dict[str, str]:
     """Non-ASCII characters that stand for an ASCII letter, digit or number punctuation."""
     table = dict.fromkeys(_INVISIBLE, "")
+    # Dashes and dots that NFKC leaves alone but people type between digit groups.
+    table.update(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63", "-"))
+    table.update(dict.fromkeys("\u30fb\u2027\u2219\u22c5", "·"))
     # Letters, digits, number punctuation and the space (U+3000 between full-width words).
     wanted = set("0123456789@.-_+ ") | {chr(c) for c in range(ord("A"), ord("z") + 1)}
     for code in range(0x80, sys.maxunicode + 1):
@@ -260,7 +263,7 @@ class Normalised:
 
 
 ALL_LAYERS: tuple[Layer, ...] = DECODING_LAYERS + CHARACTER_LAYERS
-MAX_ROUNDS = 3  # URL-encoded entities of full-width digits: each round peels one layer
+MAX_ROUNDS = 6  # each round peels what the previous one uncovered (URL → entity → full-width)
 
 
 def normalise(text: str, needed: Callable[[str], set[int]] | None = None) -> Normalised:

@@ -116,3 +116,12 @@ def test_a_file_named_after_a_client_is_reported_masked(tmp_path, state):
     assert "110105********002X" in row["source"]
     assert "110105********002X" in row["location"]
     assert b"110105********002X.missing" in result.stderr
+
+
+def test_names_are_masked_whatever_the_reporting_threshold(tmp_path, state):
+    mobile = "13812345678"
+    sample = tmp_path / f"张三_{mobile}.txt"
+    sample.write_text(f"身份证 {RESIDENT_ID}")
+    result = _run(["--json", "--min-score", "0.99", str(sample)], state=state)
+    assert mobile.encode() not in result.stdout + result.stderr
+    assert "138****5678" in json.loads(result.stdout)["source"]
