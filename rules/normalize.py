@@ -98,7 +98,7 @@ class Layer:
 
     name: str  # shown in a finding's reasons ("decoded HTML entities")
     pattern: re.Pattern[str]
-    replace: Callable[[Match[str]], str | None]
+    replace: Callable[[Match[str]], str | list[str] | None]
     trigger: str = ""  # a pattern matching exactly where `replace` changes text, if not `pattern`
 
     @property
@@ -189,13 +189,13 @@ def _entity(m: Match[str]) -> str | None:
     return _entity_text(m.group())
 
 
-def _chars(m: Match[str]) -> str | None:
-    new = "".join(CHAR_TABLE.get(c, c) for c in m.group())
-    return new if new != m.group() else None
+def _chars(m: Match[str]) -> list[str] | None:
+    new = [CHAR_TABLE.get(c, c) for c in m.group()]  # per character: exact spans back
+    return new if any(a != b for a, b in zip(new, m.group(), strict=True)) else None
 
 
-def _cn_numerals(m: Match[str]) -> str:
-    return "".join(CN_DIGITS.get(c, c) for c in m.group())
+def _cn_numerals(m: Match[str]) -> list[str]:
+    return [CN_DIGITS.get(c, c) for c in m.group()]
 
 
 # Each pattern starts with a literal so that `re` can skip ahead with a fast search.

@@ -66,9 +66,14 @@ class SpanMap:
 
 
 def substitute(
-    text: str, pattern: Pattern[str], replace: Callable[[Match[str]], str | None]
+    text: str, pattern: Pattern[str], replace: Callable[[Match[str]], str | list[str] | None]
 ) -> tuple[str, SpanMap] | None:
-    """Replace every match for which `replace` returns a string; None if nothing changed."""
+    """Replace every match for which `replace` returns something; None if nothing changed.
+
+    `replace` returns a string (the match maps back as one region) or a list
+    with one string per character of the match (each character maps back on
+    its own, so a value inside a run of full-width text gets its own span).
+    """
     spans = SpanMap()
     dst_start, dst_end = spans._dst_start, spans._dst_end
     src_start, src_end = spans._src_start, spans._src_end
@@ -81,10 +86,21 @@ def substitute(
         if new is None:
             return old
         start, end = m.span()
-        dst_start.append(start + shift)
-        dst_end.append(start + shift + len(new))
-        src_start.append(start)
-        src_end.append(end)
+        if isinstance(new, list):
+            dst = start + shift
+            for i, (was, now) in enumerate(zip(old, new, strict=True)):
+                if was != now:
+                    dst_start.append(dst)
+                    dst_end.append(dst + len(now))
+                    src_start.append(start + i)
+                    src_end.append(start + i + 1)
+                dst += len(now)
+            new = "".join(new)
+        else:
+            dst_start.append(start + shift)
+            dst_end.append(start + shift + len(new))
+            src_start.append(start)
+            src_end.append(end)
         shift += len(new) - (end - start)
         return new
 
