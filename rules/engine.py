@@ -46,6 +46,7 @@ _TOKEN_KINDS = {
     _EMAIL: (tokens.EMAIL_CLASS, tokens.email_hits),
 }
 _LINE_BREAK = re.compile(rb"\r?\n")
+_BASE64_SAMPLE = 512  # characters decoded to judge where a base64 run really starts
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 # Base64 of text mixes the letter cases with digits in between; digit runs, hex,
@@ -417,10 +418,10 @@ class _Base64Run:
         head = self._joined[:128]
         after_slash = [i + 1 for i in range(len(head)) if head[i] == 0x2F]  # a path before it
         for skip in (0, 1, 2, 3, *after_slash):
-            text = self._decode(self._joined[skip:])
-            if text is not None:
+            # Judge each start on a sample; decode the whole run once, for the winner.
+            if self._decode(self._joined[skip : skip + _BASE64_SAMPLE]) is not None:
                 self._skip = skip
-                return text
+                return self._decode(self._joined[skip:])
         return None
 
     @staticmethod
