@@ -458,25 +458,22 @@ class _Base64Run:
 
 def _byte_to_char(data: bytes, positions: set[int]) -> dict[int, int]:
     """UTF-8 byte offsets (at character boundaries) → character offsets, in one pass."""
-    if data.isascii():
-        return {p: p for p in positions}
-    out = {}
-    byte = char = 0
-    for pos in sorted(positions):
-        char += len(data[byte:pos].decode("utf-8", "replace"))
-        byte = pos
-        out[pos] = char
-    return out
+    return _recount(data, positions, lambda piece: len(piece.decode("utf-8", "replace")))
 
 
 def _char_to_byte(text: str, positions: set[int]) -> dict[int, int]:
     """Character offsets → UTF-8 byte offsets, in one pass over the text."""
-    if text.isascii():
+    return _recount(text, positions, lambda piece: len(piece.encode("utf-8", "replace")))
+
+
+def _recount(seq: str | bytes, positions: set[int], length: Callable) -> dict[int, int]:
+    """Offsets in `seq` → offsets in its other encoding, measuring each slice between them."""
+    if seq.isascii():
         return {p: p for p in positions}
     out = {}
-    char = byte = 0
+    done = total = 0
     for pos in sorted(positions):
-        byte += len(text[char:pos].encode("utf-8", "replace"))
-        char = pos
-        out[pos] = byte
+        total += length(seq[done:pos])
+        done = pos
+        out[pos] = total
     return out
