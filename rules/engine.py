@@ -309,10 +309,12 @@ class Engine:
         return _Raw(start, end, cand, score, why, end - start)
 
     def _context_word(self, data: bytes, start: int, end: int, detector: str) -> str | None:
+        """The context word nearest before the value, else the first after it."""
         words = self._context[detector]
-        found = words.search(data, max(0, start - CONTEXT_BEFORE), start) or words.search(
-            data, end, end + CONTEXT_AFTER
-        )
+        found = None
+        for found in words.finditer(data, max(0, start - CONTEXT_BEFORE), start):  # noqa: B007
+            pass
+        found = found or words.search(data, end, end + CONTEXT_AFTER)
         return found.group().decode("utf-8", "replace").lower() if found else None
 
     def _base64_hits(self, data: bytes, depth: int) -> list[tuple[int, int, _Raw]]:
