@@ -120,9 +120,9 @@ class MapChain:
         return MapChain((*self._maps, (name, spans)))
 
     def span(self, start: int, end: int) -> tuple[int, int]:
-        for _name, spans in reversed(self._maps):
-            start, end = spans.start(start), spans.end(end)
-        return start, end
+        """The original span of [start, end)."""
+        original_start, original_end, _ = self.trace(start, end)
+        return original_start, original_end
 
     def trace(self, start: int, end: int) -> tuple[int, int, tuple[str, ...]]:
         """The original span, and the names of the rewrites that touched it (oldest first)."""
