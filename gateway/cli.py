@@ -1,11 +1,11 @@
-"""The `leakguard` command."""
+"""The `leakguard` command: one subcommand per module, each adds its own parser."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from gateway import scan_command
+from gateway import certs_command, rules_command, scan_command
 
 
 def _run_gateway(_args: argparse.Namespace) -> int:
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     scan_command.add_parser(sub)
+    rules_command.add_parser(sub)
+    certs_command.add_parser(sub)
     run = sub.add_parser("run", help="start the gateway (proxy and mail relay)")
     run.set_defaults(func=_run_gateway)
     return parser
