@@ -25,9 +25,11 @@ class Finding:
     masked: str  # the value in the users' masked format ("" for container findings)
     value_hash: str  # HMAC of the normalised value with the installation key ("" if none)
     why: tuple[str, ...] = ()  # human reasons: checks passed, context words, decodings
+    data_class: str = ""  # set by the policy (identity, financial, …)
+    level: str = ""  # set by the policy: core, important, basic
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "type": self.detector,
             "score": round(self.score, 2),
             "location": self.location,
@@ -37,6 +39,10 @@ class Finding:
             "hash": self.value_hash,
             "why": list(self.why),
         }
+        if self.data_class:
+            out["class"] = self.data_class
+            out["level"] = self.level
+        return out
 
 
 @dataclass(frozen=True, slots=True)
