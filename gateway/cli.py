@@ -31,7 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `rules test DIR --to HOST FILE…` puts positionals on both sides of an option;
+    # argparse leaves the later ones over, and commands that take files accept them.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "extra_positionals") or any(
+            e.startswith("-") and e != "-" for e in extra
+        ):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.extra_positionals(args, extra)
     try:
         return args.func(args)
     except KeyboardInterrupt:

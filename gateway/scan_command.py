@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _inputs(paths: list[str]) -> Iterator[tuple[str, Path | None]]:
+def inputs(paths: list[str]) -> Iterator[tuple[str, Path | None]]:
     for given in paths:
         if given == "-":
             yield "-", None
@@ -58,7 +58,7 @@ def _inputs(paths: list[str]) -> Iterator[tuple[str, Path | None]]:
             yield given, path
 
 
-def _read(path: Path | None, limit: int) -> bytes:
+def read_input(path: Path | None, limit: int) -> bytes:
     if path is None:
         data = sys.stdin.buffer.read(limit + 1)
     else:
@@ -77,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits()
     status = EXIT_CLEAN
     rows: list[tuple[str, Finding]] = []
-    for given, path in _inputs(args.paths):
+    for given, path in inputs(args.paths):
         source = engine.redact(given)  # file names hold client data too: 张三_<ID>.xlsx
         try:
-            data = _read(path, limits.max_input_bytes)
+            data = read_input(path, limits.max_input_bytes)
         except OSError as err:
             print(f"leakguard scan: {source}: {err.strerror or err}", file=sys.stderr)
             status = EXIT_ERROR
@@ -100,11 +100,11 @@ def run(args: argparse.Namespace) -> int:
         if findings and status == EXIT_CLEAN:
             status = EXIT_FINDINGS
     if not args.json:
-        _print_table(rows)
+        print_table(rows)
     return status
 
 
-def _print_table(rows: list[tuple[str, Finding]]) -> None:
+def print_table(rows: list[tuple[str, Finding]]) -> None:
     if not rows:
         print("no findings")
         return

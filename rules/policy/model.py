@@ -179,8 +179,8 @@ class Rule:
     mode: Mode
     message: str = ""  # what the user sees; may use {rule} {reason} {destination}
     description: str = ""
-    line: int = 0  # where it is written, for explanations
-    file: str = "rules.yaml"
+    line: int = field(default=0, compare=False)  # where it is written, for explanations
+    file: str = field(default="rules.yaml", compare=False)
 
 
 @dataclass(frozen=True)
@@ -196,8 +196,8 @@ class Policy:
     mode: Mode = Mode.ENFORCE
     timezone: str = "Asia/Shanghai"
     tls_passthrough: tuple[str, ...] = ()  # pinned clients: tunnelled uninspected, by name
-    source: str = ""  # the directory it came from
-    warnings: tuple[str, ...] = ()
+    source: str = field(default="", compare=False)  # the directory it came from
+    warnings: tuple[str, ...] = field(default=(), compare=False)
     compiled: Compiled | None = field(default=None, compare=False, repr=False)
 
     def zone(self, name: str) -> Zone | None:

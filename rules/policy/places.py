@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
+from rules.masking import mask_email
 from rules.policy.decision import Context, Place
 from rules.policy.errors import Issue, PolicyError
 from rules.policy.model import EXTERNAL, IPAddress, IPNetwork, Policy
@@ -147,7 +148,8 @@ class Places:
             party_ids = {self.party_addresses[address]}
         else:
             party_ids = self.party_mail.most_specific(domain)
-        place = Place(source_zone, zone, frozenset(cats), destination=address)
+        # the recipient is personal data too: verdicts, events and pages show it masked
+        place = Place(source_zone, zone, frozenset(cats), destination=mask_email(address))
         return self._with_party(ctx, place, party_ids)
 
     def _with_party(self, ctx: Context, place: Place, party_ids: set[str]) -> Place:
