@@ -26,6 +26,17 @@ class Facts:
     levels: frozenset[Level]
     detectors: frozenset[str]
     uninspectable: bool
+    host: str  # the destination's name, or the recipient's mail domain; "" if none
+
+
+def plain_ip(ip):
+    """::ffff:10.9.0.5 is 10.9.0.5: a mapped address must not slip past IPv4 conditions."""
+    return ip.ipv4_mapped if ip.version == 6 and ip.ipv4_mapped else ip
+
+
+def destination_host(ctx: Context) -> str:
+    host = ctx.host or (ctx.recipient or "").rpartition("@")[2]
+    return host.strip().lower().rstrip(".")
 
 
 def classify(policy: Policy, findings, ctx: Context, place: Place) -> Facts:
@@ -48,6 +59,7 @@ def classify(policy: Policy, findings, ctx: Context, place: Place) -> Facts:
         frozenset(Level(f.level) for f in data),
         frozenset(f.detector for f in out),
         any(f.detector in PROBLEMS for f in out),
+        destination_host(ctx),
     )
 
 
@@ -101,9 +113,11 @@ def matches(policy: Policy, rule: Rule, facts: Facts) -> tuple[Finding, ...] | N
         return None
     if w.group and w.group.isdisjoint(ctx.groups):
         return None
-    if w.source and (ctx.source_ip is None or not any(ctx.source_ip in n for n in w.source)):
+    if w.source and (
+        ctx.source_ip is None or not any(plain_ip(ctx.source_ip) in n for n in w.source)
+    ):
         return None
-    if w.host and not _host_in(place.destination, ctx, w.host):
+    if w.host and not _host_in(facts.host, w.host):
         return None
     if w.uninspectable is not None and w.uninspectable != facts.uninspectable:
         return None
@@ -123,6 +137,5 @@ def matches(policy: Policy, rule: Rule, facts: Facts) -> tuple[Finding, ...] | N
     return selected
 
 
-def _host_in(destination: str, ctx: Context, domains) -> bool:
-    host = (ctx.host or destination.rpartition("@")[2]).lower().rstrip(".")
+def _host_in(host: str, domains) -> bool:
     return any(host == d or host.endswith("." + d) for d in domains)

@@ -38,6 +38,37 @@ class _Dimension:
         return mask
 
 
+def _suffixes(host: str) -> list[str]:
+    """mail.qq.com → mail.qq.com, qq.com, com: the domains a host is under."""
+    labels = host.split(".") if host else []
+    return [".".join(labels[i:]) for i in range(len(labels))]
+
+
+def _network_key(net) -> tuple[int, int, int]:
+    return (net.version, net.prefixlen, int(net.network_address))
+
+
+class _SourceDimension(_Dimension):
+    """Source networks: the facts are the client address cut to each prefix length in use."""
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        super().__init__(rules, lambda w: [_network_key(n) for n in w.source])
+        self.lengths = sorted({(v, plen) for v, plen, _ in self.by_value})
+
+    def keys(self, facts: Facts) -> list[tuple[int, int, int]]:
+        ip = facts.ctx.source_ip
+        if ip is None:
+            return []
+        if ip.version == 6 and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        bits, value = (32 if ip.version == 4 else 128), int(ip)
+        return [
+            (v, plen, value & (((1 << plen) - 1) << (bits - plen)) if plen else 0)
+            for v, plen in self.lengths
+            if v == ip.version
+        ]
+
+
 def _party_values(w: Conditions):
     if not w.party:
         return None
@@ -69,7 +100,10 @@ class RuleIndex:
                 lambda f: ("any", f.place.party) if f.place.party else ("none",),
             ),
             (_Dimension(rules, lambda w: _flag(w.uninspectable)), lambda f: (f.uninspectable,)),
+            (_Dimension(rules, lambda w: w.host), lambda f: _suffixes(f.host)),
         ]
+        source = _SourceDimension(rules)
+        self.dimensions.append((source, source.keys))
         self.everything = (1 << len(rules)) - 1
 
     def candidates(self, facts: Facts) -> Iterator[Rule]:
