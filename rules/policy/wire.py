@@ -227,6 +227,10 @@ class _Builder:
                 if "mode" in m
                 else Mode.ENFORCE
             )
+            for name in ("ports", "channels"):
+                if name in m and m[name].value == []:
+                    r.issue(m[name], f"reach.{name}", "empty list",
+                            f"leave `{name}` out to allow any, or list some")
             if src and dst:
                 if src == EXTERNAL and dst != EXTERNAL:
                     r.warn(
