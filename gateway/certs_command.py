@@ -31,7 +31,9 @@ from certs.parties import (
     import_certificate,
     validate_party,
 )
+from gateway.rules_command import default_policy_dir
 from gateway.state import state_dir
+from rules.policy import PolicyError, load_policy
 
 EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
 
@@ -95,6 +97,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--domain", action="append", default=[], help="domain it must have an address at"
+    )
+    p.add_argument(
+        "--policy",
+        type=Path,
+        help="policy directory whose parties.yaml names the party's addresses and domains "
+        "(default: $LEAKGUARD_POLICY or the shipped policy); used unless --address/--domain",
     )
     p.set_defaults(func=_import)
 
@@ -278,6 +286,7 @@ def _import(args: argparse.Namespace, state: Path) -> int:
         data, name = sys.stdin.buffer.read(), "stdin"
     else:
         data, name = Path(args.file).read_bytes(), args.file
+    addresses, domains = _party_places(args)
     store = PartyCertificates(state)
     now = datetime.now(UTC)
     had = store.status(args.party, now) if store.path(args.party).exists() else None
@@ -286,8 +295,8 @@ def _import(args: argparse.Namespace, state: Path) -> int:
         args.party,
         data,
         name=name,
-        addresses=args.address,
-        domains=args.domain,
+        addresses=addresses,
+        domains=domains,
         now=now,
     )
     status = store.status(args.party, now)
@@ -299,6 +308,26 @@ def _import(args: argparse.Namespace, state: Path) -> int:
     if status.state is CertState.EXPIRING:
         print(f"warning: {status.message}; ask for the renewed one", file=sys.stderr)
     return EXIT_OK
+
+
+def _party_places(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The addresses the certificate must cover: given, else the party's in the policy."""
+    if args.address or args.domain:
+        return args.address, args.domain
+    directory = args.policy or default_policy_dir()
+    try:
+        party = load_policy(directory).party(args.party)
+    except PolicyError as err:
+        raise ValueError(
+            f"the policy in {directory} does not load ({len(err.issues)} issues; run "
+            "`leakguard rules check`): give --address/--domain, or fix the policy"
+        ) from None
+    if party is None:
+        raise ValueError(
+            f"party '{args.party}' is not in {directory / 'parties.yaml'}: add it there "
+            "first, or give --address/--domain"
+        )
+    return list(party.addresses), list(party.mail_domains)
 
 
 @_guarded

@@ -213,9 +213,13 @@ def test_import_errors_for_bad_party_and_bad_file(certs, tmp_path):
     good = _write(tmp_path, "c.pem", mail_cert(LAWYER).pem)
     status, _, err = certs("import", "Example Law", good)
     assert status == 2 and "invalid party id 'Example Law'" in err
-    status, _, err = certs("import", "example-law", _write(tmp_path, "x.txt", b"not a cert"))
+    status, _, err = certs(
+        "import", "example-law", _write(tmp_path, "x.txt", b"not a cert"), "--address", LAWYER
+    )
     assert status == 2 and "no certificate found" in err
-    status, _, err = certs("import", "example-law", str(tmp_path / "missing.pem"))
+    status, _, err = certs(
+        "import", "example-law", str(tmp_path / "missing.pem"), "--address", LAWYER
+    )
     assert status == 2 and "missing.pem" in err
 
 
@@ -225,13 +229,18 @@ def test_list_flags_what_expires_within_30_days(certs, tmp_path):
     fine = mail_cert(
         LAWYER, not_before=now - timedelta(days=1), not_after=now + timedelta(days=200)
     )
-    assert certs("import", "fine-law", _write(tmp_path, "a.pem", fine.pem))[0] == 0
+    assert (
+        certs("import", "fine-law", _write(tmp_path, "a.pem", fine.pem), "--address", LAWYER)[0]
+        == 0
+    )
     assert certs("list")[0] == 0
 
     soon = mail_cert(
         "clerk@soon-law.cn", not_before=now - timedelta(days=1), not_after=now + timedelta(days=10)
     )
-    status, _, err = certs("import", "soon-law", _write(tmp_path, "b.pem", soon.pem))
+    status, _, err = certs(
+        "import", "soon-law", _write(tmp_path, "b.pem", soon.pem), "--domain", "soon-law.cn"
+    )
     assert status == 0 and "warning: certificate of party 'soon-law' expires on" in err
 
     status, out, _ = certs("list")
@@ -250,3 +259,20 @@ def test_list_flags_what_expires_within_30_days(certs, tmp_path):
     assert rows["fine-law"]["flagged"] is False
     assert rows["fine-law"]["addresses"] == [LAWYER]
     assert rows["fine-law"]["not_after"] == fine.cert.not_valid_after_utc.isoformat()
+
+
+def test_import_takes_the_party_addresses_from_the_policy(certs, tmp_path):
+    """Without --address/--domain the policy's parties.yaml says what the certificate must cover."""
+    good = mail_cert("case@lawfirm.example", not_before=_now() - timedelta(days=1))
+    status, out, err = certs("import", "example-law-firm", _write(tmp_path, "good.pem", good.pem))
+    assert status == 0, err
+    assert "for case@lawfirm.example" in out
+
+    wrong = mail_cert(LAWYER, not_before=_now() - timedelta(days=1))
+    status, _, err = certs("import", "example-law-firm", _write(tmp_path, "wrong.pem", wrong.pem))
+    assert status == 2
+    assert "lawfirm.example" in err and LAWYER in err
+
+    status, _, err = certs("import", "no-such-party", _write(tmp_path, "x.pem", good.pem))
+    assert status == 2
+    assert "party 'no-such-party' is not in" in err and "parties.yaml" in err
