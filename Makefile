@@ -11,7 +11,7 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/
 	  $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$c; break; }; \
 	done)
 
-.PHONY: run test bench bench-stream lint venv clean
+.PHONY: run test bench bench-stream bench-policy lint venv clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,9 @@ bench: $(STAMP)
 
 bench-stream: $(STAMP)
 	$(PY) bench/stream.py --mb 1024
+
+bench-policy: $(STAMP)
+	$(PY) bench/policy.py --rules 1000
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

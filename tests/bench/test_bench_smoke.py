@@ -43,3 +43,10 @@ def test_stream_bench_reports_throughput_and_rss(tmp_path):
     out = _run(str(BENCH / "stream.py"), "--mb", "4", tmp_path=tmp_path)
     assert "MB/s" in out
     assert "peak" in out and "baseline" in out
+
+
+def test_policy_bench_compares_the_index_with_a_linear_scan(tmp_path):
+    out = _run(str(BENCH / "policy.py"), "--rules", "200", "--decisions", "40", tmp_path=tmp_path)
+    assert "policy: 209 rules" in out
+    assert "evaluate (indexed)" in out and "baseline: linear scan" in out
+    assert "speed-up" in out
