@@ -52,7 +52,8 @@ from rules.policy.model import IPAddress
 
 log = logging.getLogger(__name__)
 
-DEST_IP_KEY = "leakguard.dest_ip"  # set by proxy.isolation: the address actually connected to
+DEST_IP_KEY = "leakguard.dest_ip"  # the address actually connected to (agreed with isolation)
+DESTINATION_KEY = "leakguard.destination"  # proxy.isolation's dict, whose "ip" is the same
 HELD_KEY = "leakguard.held"  # the body is judged by a HeldBody, not the request hook
 WS_BLOCKED_KEY = "leakguard.websocket_blocked"  # incident that closed this WebSocket
 WS_POLICY_VIOLATION = 1008
@@ -363,6 +364,8 @@ def request_context(flow: http.HTTPFlow, channel: str | None = None) -> Context:
 def destination_ip(flow: http.HTTPFlow) -> IPAddress | None:
     """The isolation addon's resolved address, else the server address if it is an IP."""
     known = flow.metadata.get(DEST_IP_KEY)
+    if not known and isinstance(flow.metadata.get(DESTINATION_KEY), dict):
+        known = flow.metadata[DESTINATION_KEY].get("ip")
     if known:
         return _ip(str(known))
     server = flow.server_conn

@@ -344,3 +344,14 @@ def test_websocket_message_from_the_server_is_not_inspected(services, log):
         f.websocket.messages.append(msg)
         addon.websocket_message(f)
     assert not msg.dropped and not log.events
+
+
+def test_destination_from_the_isolation_addon_metadata(services):
+    from proxy.inspect import destination_ip
+
+    f = flow_to("example.com")
+    del f.metadata["leakguard.dest_ip"]
+    f.metadata["leakguard.destination"] = {"ip": "198.51.100.7", "port": 80}
+    assert str(destination_ip(f)) == "198.51.100.7"
+    del f.metadata["leakguard.destination"]
+    assert destination_ip(f) is None  # a name, not an address: the policy uses the host
