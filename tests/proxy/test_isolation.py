@@ -488,6 +488,8 @@ async def test_end_to_end_through_mitmproxy(tmp_path: Path) -> None:
             ok = await cl.get(f"http://127.0.0.1:{port}/")
             refused = await cl.get(f"http://0x0a.9.0.5:{port}/")
             loop = await cl.get(f"http://2130706433:{proxy_port}/")
+            with pytest.raises(httpx.ProxyError, match="403"):  # CONNECT answered 403
+                await cl.get(f"https://0x0a.9.0.5:{port}/")
     finally:
         master.shutdown()
         await running
@@ -499,4 +501,10 @@ async def test_end_to_end_through_mitmproxy(tmp_path: Path) -> None:
     assert loop.status_code == 403  # mitmproxy's own check knows only literal localhost
     assert loop.headers["X-Leakguard-Rule"] == "isolation:self"
     rules = [ev["rule"] for ev in e.events]
-    assert rules == ["default", "reach:office->restricted", "isolation:self"]
+    assert rules == [
+        "default",
+        "reach:office->restricted",
+        "isolation:self",
+        "reach:office->restricted",
+    ]
+    assert (e.events[-1]["channel"], e.events[-1]["destination_ip"]) == ("https", "10.9.0.5")
