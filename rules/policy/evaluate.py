@@ -115,7 +115,8 @@ def _reach(policy: Policy, facts: Facts) -> Verdict | None:
         )
     else:
         why = f"zone {place.source_zone} may not reach zone {place.destination_zone}"
-    mode = min((r.mode for r in paths), default=Mode.ENFORCE, key=lambda m: m is Mode.REPORT)
+    # a dry run (`mode: report` for the whole policy) covers reach too
+    mode = min((r.mode for r in paths), default=policy.mode, key=lambda m: m is Mode.REPORT)
     rule = f"reach:{place.source_zone}->{place.destination_zone}"
     v = _verdict(rule, Action.BLOCK, f"{why} ({place.destination})", facts.findings, facts, "", ())
     return replace(v, mode=mode)
@@ -187,14 +188,44 @@ def _verdict(
         reported=reported,
         message=text,
         place=facts.place,
-        mode=Mode.REPORT if reported else Mode.ENFORCE,
+        mode=_mode(action, reported),
     )
+
+
+def _mode(action: Action, reported: tuple[Reported, ...]) -> Mode:
+    """`report` when a report-mode rule would have been stricter than what was decided."""
+    order = list(Action)
+    stricter = any(order.index(r.action) > order.index(action) for r in reported)
+    return Mode.REPORT if stricter else Mode.ENFORCE
 
 
 def _need_to_know(policy: Policy, verdict: Verdict, facts: Facts) -> Verdict:
     party = policy.party(facts.place.party) if facts.place.party else None
     if party is None or verdict.action not in LEAVES:
         return verdict
+    excess = party_excess(policy, party.id, facts.data)
+    if excess:  # whatever a rule said: a party receives only the classes it is approved for
+        rule = f"party:{party.id}"
+        kept = tuple(f for f in facts.data if f.data_class in excess)
+        reason = (
+            f"party {party.id} may not receive {', '.join(sorted(excess))}: "
+            f"{summarize(kept)} to {facts.place.describe()}"
+        )
+        message = DEFAULT_MESSAGES[Action.BLOCK].format(
+            rule=rule, reason=reason, destination=facts.place.destination, action="block"
+        )
+        return replace(
+            verdict,
+            action=Action.BLOCK,
+            rule=rule,
+            reason=reason,
+            findings=kept,
+            mask=(),
+            party=party.id,
+            encrypt_scope="",
+            message=message,
+            mode=_mode(Action.BLOCK, verdict.reported),
+        )
     masked = tuple(f for f in facts.data if f.data_class in party.mask or f.detector in party.mask)
     action = verdict.action
     if masked and action in (Action.ALLOW, Action.REPORT):

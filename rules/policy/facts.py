@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from rules.findings import ENCRYPTED_ARCHIVE, UNINSPECTABLE, Finding
 from rules.policy.decision import Context, Place
 from rules.policy.model import Conditions, Level, Policy, Rule
+from rules.policy.places import normal_host
 
 PROBLEMS = frozenset((UNINSPECTABLE, ENCRYPTED_ARCHIVE))
 UNCLASSIFIED = "unclassified"
@@ -35,8 +36,9 @@ def plain_ip(ip):
 
 
 def destination_host(ctx: Context) -> str:
-    host = ctx.host or (ctx.recipient or "").rpartition("@")[2]
-    return host.strip().lower().rstrip(".")
+    if ctx.channel == "smtp" and ctx.recipient:  # mail goes to the recipient's domain
+        return normal_host(ctx.recipient.rpartition("@")[2])
+    return normal_host(ctx.host)
 
 
 def classify(policy: Policy, findings, ctx: Context, place: Place) -> Facts:
@@ -88,13 +90,18 @@ def _bulk(policy: Policy, selected) -> bool:
     return False
 
 
-def party_excess(policy: Policy, party_id: str | None, selected) -> frozenset[str]:
-    """Classes in `selected` the party may not receive."""
+def party_excess(policy: Policy, party_id: str | None, findings) -> frozenset[str]:
+    """Classes in `findings` the party may not receive (what is masked for it does not count)."""
     party = policy.party(party_id) if party_id else None
     if party is None:
         return frozenset()
     return frozenset(
-        f.data_class for f in selected if f.data_class and f.data_class not in party.receives
+        f.data_class
+        for f in findings
+        if f.data_class
+        and f.data_class not in party.receives
+        and f.data_class not in party.mask
+        and f.detector not in party.mask
     )
 
 
@@ -132,7 +139,7 @@ def matches(policy: Policy, rule: Rule, facts: Facts) -> tuple[Finding, ...] | N
                 return None
         elif place.party is None or (w.party != "any" and place.party not in w.party):
             return None
-        elif party_excess(policy, place.party, selected if w.on_data else facts.data):
+        elif party_excess(policy, place.party, facts.data):  # all of it, not just these
             return None  # the party is not approved for all of this data
     return selected
 

@@ -75,9 +75,10 @@ class Reach:
     mode: Mode = Mode.ENFORCE
 
     def allows(self, port: int | None, channel: str | None) -> bool:
-        if self.ports and port is not None and port not in self.ports:
+        # an unknown port or channel does not pass an entry that names some: fail closed
+        if self.ports and port not in self.ports:
             return False
-        return not (self.channels and channel is not None and channel not in self.channels)
+        return not (self.channels and channel not in self.channels)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from rules.masking import mask_email
 from rules.policy.decision import Context, Place
-from rules.policy.errors import Issue, PolicyError
 from rules.policy.model import EXTERNAL, IPAddress, IPNetwork, Policy
 
 
@@ -82,7 +81,18 @@ def covered(host: str, domains: Iterable[str]) -> bool:
 
 
 def normal_host(host: str | None) -> str:
-    return (host or "").strip().lower().rstrip(".")
+    """'Mail.QQ.com.:443' → 'mail.qq.com'; '例子.example' → 'xn--fsqu00a.example'."""
+    host = (host or "").strip().lower()
+    if host.startswith("["):  # [v6]:port
+        return host[1:].partition("]")[0]
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and ":" not in name:
+        host = name
+    host = host.rstrip(".")
+    try:
+        return host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return host  # not a valid name: matches no category, and says so by not matching
 
 
 class Places:
@@ -100,25 +110,6 @@ class Places:
         self.party_hosts = DomainTable((d, p.id) for p in policy.parties for d in p.domains)
         self.party_mail = DomainTable((d, p.id) for p in policy.parties for d in p.mail_domains)
         self.party_addresses = {a: p.id for p in policy.parties for a in p.addresses}
-        self._check_unambiguous()
-
-    def _check_unambiguous(self) -> None:
-        issues = []
-        for table, what in ((self.party_hosts, "domain"), (self.party_mail, "mail domain")):
-            for domain, parties in table._map.items():
-                if len(parties) > 1:
-                    issues.append(
-                        Issue(
-                            "parties.yaml",
-                            0,
-                            "parties",
-                            f"{what} {domain} belongs "
-                            f"to several parties: {', '.join(sorted(parties))}",
-                            "a destination belongs to one party",
-                        )
-                    )
-        if issues:
-            raise PolicyError(issues)
 
     def resolve(self, ctx: Context) -> Place:
         source_zone = self.zone_ips.longest(ctx.source_ip) if ctx.source_ip else None

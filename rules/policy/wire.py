@@ -8,6 +8,7 @@ party is an error at load time, not a rule that silently never matches).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from pathlib import Path
@@ -98,6 +99,16 @@ def load_policy(directory: str | Path) -> Policy:
     return compile_policy(policy, warnings)
 
 
+_PLACE_WORDS = {"domains": "domain", "mail_domains": "mail domain", "addresses": "address"}
+
+
+def _quiet_network(value: object):
+    try:
+        return ipaddress.ip_network(str(value), strict=True)
+    except ValueError:
+        return None
+
+
 def _versioned(node: Node, name: str, issues: list[Issue]) -> dict[str, Node]:
     if node.kind != "mapping":
         issues.append(Issue(name, node.line, "", "expected a mapping at the top of the file"))
@@ -107,7 +118,7 @@ def _versioned(node: Node, name: str, issues: list[Issue]) -> dict[str, Node]:
         issues.append(
             Issue(name, node.line, "version", "missing", "start the file with `version: 1`")
         )
-    elif version.value != VERSION:
+    elif type(version.value) is not int or version.value != VERSION:  # `true == 1` in Python
         issues.append(
             Issue(
                 name,
@@ -178,7 +189,11 @@ class _Builder:
             if m is None:
                 continue
             cidrs = r.list_of(m["cidrs"], f"{key}.cidrs", r.network) if "cidrs" in m else ()
-            for net, item in zip(cidrs, m["cidrs"].value, strict=False):
+            listed = m["cidrs"].value if "cidrs" in m and m["cidrs"].kind == "list" else ()
+            for item in listed:
+                net = _quiet_network(item.value)
+                if net is None:
+                    continue
                 if net in claimed and claimed[net] != name:
                     r.issue(
                         item,
@@ -229,8 +244,12 @@ class _Builder:
             )
             for name in ("ports", "channels"):
                 if name in m and m[name].value == []:
-                    r.issue(m[name], f"reach.{name}", "empty list",
-                            f"leave `{name}` out to allow any, or list some")
+                    r.issue(
+                        m[name],
+                        f"reach.{name}",
+                        "empty list",
+                        f"leave `{name}` out to allow any, or list some",
+                    )
             if src and dst:
                 if src == EXTERNAL and dst != EXTERNAL:
                     r.warn(
@@ -243,6 +262,9 @@ class _Builder:
         return tuple(zones), tuple(reach)
 
     def _zone_ref(self, r: Reader, node: Node, key: str, names: set[str]) -> str | None:
+        if not isinstance(node.value, str):
+            r.issue(node, key, "expected one zone name", "write `from: office`, one entry per pair")
+            return None
         if node.value in names:
             return node.value
         r.issue(node, key, f"unknown zone {node.value!r}", did_you_mean(str(node.value), names))
@@ -297,7 +319,7 @@ class _Builder:
                 continue
             level = r.choice(m["level"], f"{key}.level", [lv.value for lv in Level])
             detectors = r.names_in(m["detectors"], f"{key}.detectors", detector_ids, "detector")
-            for item in m["detectors"].value or ():
+            for item in m["detectors"].value if m["detectors"].kind == "list" else ():
                 if item.value in owner and item.value in detectors and owner[item.value] != name:
                     r.issue(
                         item,
@@ -339,6 +361,8 @@ class _Builder:
             r.issue(node, key, "needs exactly one of `keywords` or `regex`")
             return []
         score = r.number(m["score"], f"{key}.score", 0.0, 1.0) if "score" in m else 0.8
+        if score is None:
+            return []
         description = self._text(r, m, "description", key)
         if "keywords" in m:
             words = r.list_of(m["keywords"], f"{key}.keywords", r.text)
@@ -356,7 +380,7 @@ class _Builder:
                 CustomSpec(
                     name,
                     words=words,
-                    score=score or 0.8,
+                    score=score,
                     case_sensitive=bool(case),
                     description=description,
                 )
@@ -390,7 +414,7 @@ class _Builder:
                 name,
                 pattern=pattern,
                 validator=validator,
-                score=score or 0.8,
+                score=score,
                 description=description,
             )
         ]
@@ -405,6 +429,7 @@ class _Builder:
         class_names = {c.name for c in classes}
         maskable = class_names | set(DETECTORS) | {c.id for c in custom}
         out = []
+        owners: dict[tuple[str, str], str] = {}  # (kind, place) → party: one party per place
         for pid, node in r.entries(top.get("parties", Node({}, 1, "")), "parties").items():
             key = f"parties.{pid}"
             allowed = (
@@ -431,6 +456,17 @@ class _Builder:
             }
             if "addresses" in m:
                 lists["addresses"] = r.list_of(m["addresses"], f"{key}.addresses", r.mail_address)
+            for kind in ("domains", "mail_domains", "addresses"):
+                for item in m[kind].value if kind in m and m[kind].kind == "list" else ():
+                    place = (kind, str(item.value).strip().lower().rstrip("."))
+                    if owners.setdefault(place, pid) != pid:
+                        r.issue(
+                            item,
+                            f"{key}.{kind}",
+                            f"{_PLACE_WORDS[kind]} {place[1]} belongs to several parties: "
+                            f"{owners[place]}, {pid}",
+                            "a destination belongs to one party",
+                        )
             if not any(lists.values()):
                 r.issue(
                     node,
@@ -490,10 +526,18 @@ class _Builder:
                 r.choice(top["mode"], "mode", [m.value for m in Mode]) or "enforce"
             )
         if "default_action" in top:
-            settings["default_action"] = Action(
-                r.choice(top["default_action"], "default_action", [a.value for a in Action])
-                or "block"
-            )
+            web_too = [a.value for a in Action if a not in MAIL_ONLY_ACTIONS]
+            node = top["default_action"]
+            if node.value in {a.value for a in MAIL_ONLY_ACTIONS}:
+                r.issue(
+                    node,
+                    "default_action",
+                    f"`{node.value}` applies only to mail, and the "
+                    "default applies to web uploads too",
+                    "use " + ", ".join(web_too),
+                )
+            elif chosen := r.choice(node, "default_action", web_too):
+                settings["default_action"] = Action(chosen)
         if "timezone" in top:
             tz = r.text(top["timezone"], "timezone")
             try:
@@ -559,8 +603,18 @@ class _Builder:
         )
         when = self._conditions(r, m["when"], f"{key}.when", known) if "when" in m else Conditions()
         message = self._text(r, m, "message", key)
-        for _, field_name, _, _ in string.Formatter().parse(message) if message else ():
-            if field_name is not None and field_name not in MESSAGE_FIELDS:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(message) if f is not None]
+        except ValueError as err:  # a lone `{` or `}`
+            fields = []
+            r.issue(
+                m["message"],
+                f"{key}.message",
+                f"cannot be used as a template: {err}",
+                "write a literal brace as {{ or }}",
+            )
+        for field_name in fields:
+            if field_name not in MESSAGE_FIELDS:
                 r.issue(
                     m["message"],
                     f"{key}.message",

@@ -16,6 +16,7 @@ import yaml
 from rules.policy.errors import Issue, PolicyError
 
 MAX_POLICY_FILE_BYTES = 4 * 1024 * 1024  # a policy is hand-written; anything larger is a mistake
+MAX_NODES = 200_000  # aliases can multiply a small file ("billion laughs"): stop early
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,22 +96,49 @@ def parse(text: str, name: str) -> Node:
             [Issue(name, line, "", "a second YAML document ('---')", "keep one document per file")]
         )
     issues: list[Issue] = []
-    node = _convert(documents[0], name, issues, yaml.SafeLoader(""))
+    budget = [MAX_NODES]
+    node = _convert(documents[0], name, issues, yaml.SafeLoader(""), frozenset(), budget)
+    if budget[0] < 0:
+        issues.append(
+            Issue(
+                name,
+                0,
+                "",
+                f"more than {MAX_NODES} values once aliases are expanded",
+                "write the values out, or use fewer aliases",
+            )
+        )
     if issues:
         raise PolicyError(issues)
     return node
 
 
-def _convert(node: yaml.Node, name: str, issues: list[Issue], loader: yaml.SafeLoader) -> Node:
+def _convert(
+    node: yaml.Node,
+    name: str,
+    issues: list[Issue],
+    loader: yaml.SafeLoader,
+    path: frozenset[int],
+    budget: list[int],
+) -> Node:
     line = node.start_mark.line + 1
+    budget[0] -= 1
+    if budget[0] < 0:
+        return Node(None, line, name)
+    if id(node) in path:  # `&a [*a]`: an alias inside itself
+        issues.append(Issue(name, line, "", "a recursive alias", "an alias cannot contain itself"))
+        return Node(None, line, name)
+    inner = path | {id(node)}
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<:` merge keys
+        try:
+            loader.flatten_mapping(node)  # resolves `<<:` merge keys
+        except yaml.YAMLError as err:
+            issues.append(Issue(name, line, "", f"bad merge key (`<<:`): {_problem(err)}"))
+            return Node({}, line, name)
         out: dict[str, Node] = {}
         for key_node, value_node in node.value:
-            key = (
-                loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
-            )
             key_line = key_node.start_mark.line + 1
+            key = _scalar(key_node, loader) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 issues.append(Issue(name, key_line, str(key), "keys must be text", "quote the key"))
                 continue
@@ -125,12 +153,37 @@ def _convert(node: yaml.Node, name: str, issues: list[Issue], loader: yaml.SafeL
                     )
                 )
                 continue
-            out[key] = _convert(value_node, name, issues, loader)
+            out[key] = _convert(value_node, name, issues, loader, inner, budget)
         return Node(out, line, name)
     if isinstance(node, yaml.SequenceNode):
-        return Node([_convert(item, name, issues, loader) for item in node.value], line, name)
+        return Node(
+            [_convert(i, name, issues, loader, inner, budget) for i in node.value], line, name
+        )
     try:
         return Node(loader.construct_object(node), line, name)
-    except yaml.constructor.ConstructorError as err:
-        issues.append(Issue(name, line, "", f"cannot read value: {err.problem}"))
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as err:
+        if node.tag == "tag:yaml.org,2002:timestamp" and "!!" not in str(node.value):
+            # looks like a date but is none (2027-02-30): the reader names the key and the fix
+            return Node(str(node.value), line, name)
+        # a tag that does not fit (`!!int https`), an impossible date (2027-02-30), …
+        issues.append(
+            Issue(
+                name,
+                line,
+                "",
+                f"cannot read value {node.value!r}: {_problem(err)}",
+                "quote it to mean text",
+            )
+        )
         return Node(None, line, name)
+
+
+def _scalar(node: yaml.ScalarNode, loader: yaml.SafeLoader) -> object:
+    try:
+        return loader.construct_object(node)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError):
+        return None
+
+
+def _problem(err: Exception) -> str:
+    return getattr(err, "problem", None) or str(err)

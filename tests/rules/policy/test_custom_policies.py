@@ -615,11 +615,6 @@ def test_custom_detectors_are_declared_built_and_used(make_policy):
     assert "falcon ×1 (project, core)" in v.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `score: 0` is read as 0.0 and then replaced by 0.8 (`score or 0.8` in "
-    "wire._custom)",
-)
 def test_custom_detector_score_zero_is_kept(make_policy):
     policy = make_policy(classes=CLASSES_CUSTOM.replace("score: 0.9", "score: 0"))
     [falcon] = [s for s in policy.custom_detectors if s.id == "falcon"]

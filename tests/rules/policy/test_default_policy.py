@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from gateway.rules_command import SHIPPED_POLICY as DEFAULT_DIR
 from rules.policy import Action, Context, evaluate
 from tests.rules.policy.common import (
     ARCHIVE,
@@ -444,15 +445,24 @@ def test_default_policy_loads_without_warnings(default):
     assert {s.id for s in default.custom_detectors} == {"core_marking", "business_documents"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a `party:` rule checks `receives` against the rule's selected findings only "
-    "(facts.matches → party_excess(selected)); the court may not receive contact, yet an ID "
-    "plus a phone number by mail is encrypted and sent to it — while the reason itself "
-    "says 'party example-court may not receive contact'",
-)
-def test_party_gets_nothing_it_may_not_receive(default):
-    v = evaluate(default, scan(default, (ID_TEXT, PHONE_TEXT)), mail(OFFICE, COURT))
+def test_party_gets_nothing_it_may_not_receive(tmp_path):
+    """A party receives only its classes, whatever a rule says: the court without `contact`."""
+    import shutil
+
+    from rules.policy import load_policy
+
+    shutil.copytree(DEFAULT_DIR, tmp_path / "p")
+    parties = tmp_path / "p" / "parties.yaml"
+    text = parties.read_text(encoding="utf-8")
+    court = "receives: [identity, financial, contact, business-secret, organisation]\n    encrypt"
+    assert court in text
+    parties.write_text(text.replace(court, court.replace("contact, ", "")), encoding="utf-8")
+    policy = load_policy(tmp_path / "p")
+    v = evaluate(policy, scan(policy, (ID_TEXT, PHONE_TEXT)), mail(OFFICE, COURT))
     assert "may not receive contact" in v.reason
     assert v.rule == "important-elsewhere"
     assert v.action is Action.BLOCK
+    # phone numbers alone: no rule stops them, the party check does
+    v = evaluate(policy, scan(policy, (PHONE_TEXT,)), mail(OFFICE, COURT))
+    assert (v.action, v.rule) == (Action.BLOCK, "party:example-court")
+    assert v.reason.startswith("party example-court may not receive contact")
