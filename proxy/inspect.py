@@ -33,6 +33,7 @@ from mitmproxy.utils import human
 
 from audit.events import decision_event
 from proxy import blockpage
+from proxy.addresses import plain
 from proxy.holdback import HeldBody
 from proxy.masking import CannotMask, mask_body, mask_query
 from proxy.request_content import (
@@ -382,9 +383,7 @@ def _ip(text: str | None) -> IPAddress | None:
         ip = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        return ip.ipv4_mapped
-    return ip
+    return plain(ip)
 
 
 def _failed(context: Context, why: str) -> Decision:

@@ -176,9 +176,7 @@ def _verdict(
     message: str,
     reported: tuple[Reported, ...],
 ) -> Verdict:
-    template = message or DEFAULT_MESSAGES[action]
-    shown = facts.place.destination or "this destination"
-    text = template.format(rule=rule_id, reason=reason, destination=shown, action=action.value)
+    text = _message(message or DEFAULT_MESSAGES[action], rule_id, reason, facts.place, action)
     return Verdict(
         action=action,
         rule=rule_id,
@@ -190,6 +188,12 @@ def _verdict(
         place=facts.place,
         mode=_mode(action, reported),
     )
+
+
+def _message(template: str, rule_id: str, reason: str, place: Place, action: Action) -> str:
+    """The user's message: the rule's template (placeholders checked at load) filled in."""
+    shown = place.destination or "this destination"
+    return template.format(rule=rule_id, reason=reason, destination=shown, action=action.value)
 
 
 def _mode(action: Action, reported: tuple[Reported, ...]) -> Mode:
@@ -211,9 +215,7 @@ def _need_to_know(policy: Policy, verdict: Verdict, facts: Facts) -> Verdict:
             f"party {party.id} may not receive {', '.join(sorted(excess))}: "
             f"{summarize(kept)} to {facts.place.describe()}"
         )
-        message = DEFAULT_MESSAGES[Action.BLOCK].format(
-            rule=rule, reason=reason, destination=facts.place.destination, action="block"
-        )
+        message = _message(DEFAULT_MESSAGES[Action.BLOCK], rule, reason, facts.place, Action.BLOCK)
         return replace(
             verdict,
             action=Action.BLOCK,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from rules.findings import ENCRYPTED_ARCHIVE, UNINSPECTABLE, Finding
 from rules.policy.decision import Context, Place
 from rules.policy.model import Conditions, Level, Policy, Rule
-from rules.policy.places import normal_host
+from rules.policy.places import covered, normal_host, plain_ip
 
 PROBLEMS = frozenset((UNINSPECTABLE, ENCRYPTED_ARCHIVE))
 UNCLASSIFIED = "unclassified"
@@ -30,11 +30,6 @@ class Facts:
     host: str  # the destination's name, or the recipient's mail domain; "" if none
 
 
-def plain_ip(ip):
-    """::ffff:10.9.0.5 is 10.9.0.5: a mapped address must not slip past IPv4 conditions."""
-    return ip.ipv4_mapped if ip.version == 6 and ip.ipv4_mapped else ip
-
-
 def destination_host(ctx: Context) -> str:
     if ctx.channel == "smtp" and ctx.recipient:  # mail goes to the recipient's domain
         return normal_host(ctx.recipient.rpartition("@")[2])
@@ -42,7 +37,7 @@ def destination_host(ctx: Context) -> str:
 
 
 def classify(policy: Policy, findings, ctx: Context, place: Place) -> Facts:
-    owner = {d: c for c in policy.classes for d in c.detectors}
+    owner = policy.compiled.owner  # built once per policy, not per decision
     out = []
     for f in findings:
         if f.detector in PROBLEMS:
@@ -124,7 +119,7 @@ def matches(policy: Policy, rule: Rule, facts: Facts) -> tuple[Finding, ...] | N
         ctx.source_ip is None or not any(plain_ip(ctx.source_ip) in n for n in w.source)
     ):
         return None
-    if w.host and not _host_in(facts.host, w.host):
+    if w.host and not covered(facts.host, w.host):
         return None
     if w.uninspectable is not None and w.uninspectable != facts.uninspectable:
         return None
@@ -142,7 +137,3 @@ def matches(policy: Policy, rule: Rule, facts: Facts) -> tuple[Finding, ...] | N
         elif party_excess(policy, place.party, facts.data):  # all of it, not just these
             return None  # the party is not approved for all of this data
     return selected
-
-
-def _host_in(host: str, domains) -> bool:
-    return any(host == d or host.endswith("." + d) for d in domains)

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from rules.policy.facts import Facts
-from rules.policy.model import Conditions, Policy, Rule
-from rules.policy.places import Places
+from rules.policy.model import Conditions, DataClass, Policy, Rule
+from rules.policy.places import Places, network_bits, plain_ip
 
 
 class _Dimension:
@@ -56,17 +56,10 @@ class _SourceDimension(_Dimension):
         self.lengths = sorted({(v, plen) for v, plen, _ in self.by_value})
 
     def keys(self, facts: Facts) -> list[tuple[int, int, int]]:
-        ip = facts.ctx.source_ip
-        if ip is None:
+        if facts.ctx.source_ip is None:
             return []
-        if ip.version == 6 and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        bits, value = (32 if ip.version == 4 else 128), int(ip)
-        return [
-            (v, plen, value & (((1 << plen) - 1) << (bits - plen)) if plen else 0)
-            for v, plen in self.lengths
-            if v == ip.version
-        ]
+        ip = plain_ip(facts.ctx.source_ip)
+        return [(v, plen, network_bits(ip, plen)) for v, plen in self.lengths if v == ip.version]
 
 
 def _party_values(w: Conditions):
@@ -123,9 +116,11 @@ class RuleIndex:
 class Compiled:
     places: Places
     rules: RuleIndex
+    owner: dict[str, DataClass]  # detector → the class it feeds
 
 
 def compile_policy(policy: Policy, warnings: tuple[str, ...] = ()) -> Policy:
     """The policy with its lookups built (raises PolicyError if they are ambiguous)."""
     bare = replace(policy, warnings=warnings, compiled=None)
-    return replace(bare, compiled=Compiled(Places(bare), RuleIndex(bare.rules)))
+    owner = {d: c for c in bare.classes for d in c.detectors}
+    return replace(bare, compiled=Compiled(Places(bare), RuleIndex(bare.rules), owner))

@@ -6,7 +6,6 @@ length or per domain label — so their cost does not grow with the lists.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
@@ -15,6 +14,17 @@ from zoneinfo import ZoneInfo
 from rules.masking import mask_email
 from rules.policy.decision import Context, Place
 from rules.policy.model import EXTERNAL, IPAddress, IPNetwork, Policy
+
+
+def plain_ip(ip: IPAddress) -> IPAddress:
+    """::ffff:10.9.0.5 is 10.9.0.5: a mapped address must not slip past IPv4 zones or rules."""
+    return ip.ipv4_mapped if ip.version == 6 and ip.ipv4_mapped else ip
+
+
+def network_bits(ip: IPAddress, length: int) -> int:
+    """The address cut to its first `length` bits: the key of its /length network."""
+    bits = 32 if ip.version == 4 else 128
+    return int(ip) & (((1 << length) - 1) << (bits - length)) if length else 0
 
 
 class PrefixTable:
@@ -30,15 +40,11 @@ class PrefixTable:
         self._lengths = sorted(self._by_len, key=lambda k: -k[1])
 
     def _probe(self, ip: IPAddress) -> Iterable[set[str]]:
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped  # ::ffff:10.9.0.5 is 10.9.0.5
-        bits = 32 if ip.version == 4 else 128
-        value = int(ip)
+        ip = plain_ip(ip)
         for version, length in self._lengths:
             if version != ip.version:
                 continue
-            key = value & (((1 << length) - 1) << (bits - length)) if length else 0
-            hit = self._by_len[(version, length)].get(key)
+            hit = self._by_len[(version, length)].get(network_bits(ip, length))
             if hit:
                 yield hit
 

@@ -19,6 +19,7 @@ from rules.detectors import DETECTORS
 from rules.findings import ENCRYPTED_ARCHIVE, UNINSPECTABLE
 from rules.policy import yamlsrc
 from rules.policy.errors import Issue, PolicyError, did_you_mean
+from rules.policy.index import compile_policy
 from rules.policy.model import (
     CHANNELS,
     EXTERNAL,
@@ -93,7 +94,6 @@ def load_policy(directory: str | Path) -> Policy:
     issues.extend(builder.issues)
     if any(not i.warning for i in issues):
         raise PolicyError(issues)
-    from rules.policy.index import compile_policy
 
     warnings = tuple(str(i) for i in issues)
     return compile_policy(policy, warnings)
