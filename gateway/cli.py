@@ -5,16 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway import certs_command, rules_command, scan_command
-
-
-def _run_gateway(_args: argparse.Namespace) -> int:
-    print(
-        "leakguard run: the proxy and the mail relay are not part of this build yet;\n"
-        "use `leakguard scan PATH…` to see what the engine finds.",
-        file=sys.stderr,
-    )
-    return 2
+from gateway import certs_command, rules_command, run_command, scan_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan_command.add_parser(sub)
     rules_command.add_parser(sub)
     certs_command.add_parser(sub)
-    run = sub.add_parser("run", help="start the gateway (proxy and mail relay)")
-    run.set_defaults(func=_run_gateway)
+    run_command.add_parser(sub)
     return parser
 
 

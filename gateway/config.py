@@ -8,6 +8,10 @@
       enabled: true
       listen: 127.0.0.1:8080
       mode: regular                # or transparent (on the gateway host, with the firewall)
+      stream_above: 16MiB          # bodies larger than this are scanned as a stream, not held
+      upstream_ca: /etc/ssl/certs/ca-certificates.crt   # CAs trusted for origin servers
+      hosts:                       # names answered before DNS (split horizon, test rigs)
+        intranet.firm.example: 10.1.0.7
     relay:
       enabled: true
       listen: 127.0.0.1:2525
@@ -20,15 +24,22 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from proxy.addresses import plain
 from rules.policy.errors import Issue, PolicyError
+from rules.policy.model import IPAddress
 from rules.policy.reader import Reader
 from rules.policy.yamlsrc import Node, read
 
 VERSION = 1
 PROXY_MODES = ("regular", "transparent")
+DEFAULT_STREAM_ABOVE = 16 * 2**20
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
+          "mib": 2**20, "g": 2**30, "gb": 2**30, "gib": 2**30}  # fmt: skip
 
 
 class ConfigError(PolicyError):
@@ -68,6 +79,9 @@ class ProxyConfig:
     enabled: bool = True
     listen: Endpoint = Endpoint("127.0.0.1", 8080)
     mode: str = "regular"
+    stream_above: int = DEFAULT_STREAM_ABOVE
+    upstream_ca: Path | None = None  # None: the system's trust store (mitmproxy's default)
+    hosts: Mapping[str, IPAddress] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,8 +150,51 @@ def _endpoint(r: Reader, node: Node, key: str) -> Endpoint | None:
         return None
 
 
+def parse_size(text: str | int) -> int:
+    """'16MiB', '512k', 1048576 → bytes; ValueError says why."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        size = text
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", str(text))
+        if not match or match[2].lower() not in _UNITS:
+            raise ValueError(f"{text!r} is not a size; write e.g. 16MiB, 512KiB or 1048576")
+        size = int(match[1]) * _UNITS[match[2].lower()]
+    if size < 64 * 2**10:
+        raise ValueError(f"{text!r} is too small; at least 64KiB")
+    return size
+
+
+def parse_host_entry(text: str) -> tuple[str, IPAddress]:
+    """'name=10.1.0.7' (the --resolve flag) → (name, address)."""
+    name, sep, address = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"{text!r}: write NAME=ADDRESS, e.g. intranet.firm.example=10.1.0.7")
+    return name.strip().lower().rstrip("."), plain(ipaddress.ip_address(address.strip()))
+
+
+def _hosts(r: Reader, node: Node) -> dict[str, IPAddress]:
+    out: dict[str, IPAddress] = {}
+    if node.value is None:
+        return out
+    if node.kind != "mapping":
+        r.issue(node, "proxy.hosts", "expected a mapping of host name: address")
+        return out
+    for name, value in node.value.items():
+        key = f"proxy.hosts.{name}"
+        host = r.domain(Node(name, value.line, value.file), key)
+        try:
+            address = plain(ipaddress.ip_address(str(value.value)))
+        except ValueError:
+            r.issue(value, key, f"{value.value!r} is not an IP address", "write e.g. 10.1.0.7")
+            continue
+        if host:
+            out[host] = address
+    return out
+
+
 def _proxy(r: Reader, node: Node) -> ProxyConfig:
-    m = r.mapping(node, "proxy", ("enabled", "listen", "mode")) or {}
+    keys = ("enabled", "listen", "mode", "stream_above", "upstream_ca", "hosts")
+    m = r.mapping(node, "proxy", keys) or {}
     out = ProxyConfig()
     if "enabled" in m and (flag := r.flag(m["enabled"], "proxy.enabled")) is not None:
         out = replace(out, enabled=flag)
@@ -145,6 +202,15 @@ def _proxy(r: Reader, node: Node) -> ProxyConfig:
         out = replace(out, listen=ep)
     if "mode" in m and (mode := r.choice(m["mode"], "proxy.mode", PROXY_MODES)):
         out = replace(out, mode=mode)
+    if "stream_above" in m:
+        try:
+            out = replace(out, stream_above=parse_size(m["stream_above"].value))
+        except ValueError as err:
+            r.issue(m["stream_above"], "proxy.stream_above", str(err))
+    if "upstream_ca" in m and (text := r.text(m["upstream_ca"], "proxy.upstream_ca")):
+        out = replace(out, upstream_ca=Path(r.file).parent / text)
+    if "hosts" in m:
+        out = replace(out, hosts=_hosts(r, m["hosts"]))
     return out
 
 
@@ -171,6 +237,10 @@ def with_flags(config: Config, args) -> Config:
         proxy = replace(proxy, listen=parse_endpoint(args.proxy_listen))
     if getattr(args, "proxy_mode", None):
         proxy = replace(proxy, mode=args.proxy_mode)
+    if getattr(args, "upstream_ca", None):
+        proxy = replace(proxy, upstream_ca=Path(args.upstream_ca))
+    if getattr(args, "resolve", None):
+        proxy = replace(proxy, hosts={**proxy.hosts, **dict(map(parse_host_entry, args.resolve))})
     if getattr(args, "no_proxy", False):
         proxy = replace(proxy, enabled=False)
     if getattr(args, "relay_listen", None):
@@ -189,5 +259,7 @@ __all__ = [
     "Issue",
     "load_config",
     "parse_endpoint",
+    "parse_host_entry",
+    "parse_size",
     "with_flags",
 ]

@@ -259,6 +259,9 @@ class Isolation:
 
     async def _resolve(self, host: str, port: int) -> IPAddress:
         """The proxy's own lookup: the first address, the one it will connect to."""
+        pinned = self.services.hosts.get(host)
+        if pinned is not None:
+            return plain(pinned)
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(RESOLVE_TIMEOUT):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -7,7 +7,7 @@ addon never reaches for globals and a test can build a real one in a line.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from audit.events import Event, new_incident_id
@@ -15,6 +15,7 @@ from rules.engine import Engine
 from rules.extract import Limits
 from rules.policy import Policy
 from rules.policy.holder import PolicyHolder
+from rules.policy.model import IPAddress
 
 
 @dataclass
@@ -25,6 +26,8 @@ class Services:
     contact: str = "信息安全部 the security team"
     limits: Limits = field(default_factory=Limits)
     new_incident: Callable[[], str] = new_incident_id
+    # names the proxy answers itself, before DNS (split-horizon names; tests on loopback)
+    hosts: Mapping[str, IPAddress] = field(default_factory=dict)
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def engine(self, policy: Policy) -> Engine:

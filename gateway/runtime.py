@@ -1,0 +1,170 @@
+"""`leakguard run`: the gateway as one supervised program.
+
+    Gateway(config).serve() -> exit status
+
+Start-up, in order, each step failing with a clear message and status 2:
+the state directory (0700), the installation key, the CA (created on first
+start, key 0600) written where mitmproxy reads it, the event log, the
+policy. Then the proxy runs until SIGTERM/SIGINT. SIGHUP reloads the policy;
+so does a change to the policy files (polled every POLL_SECONDS). A reload
+swaps one reference (rules.policy.holder): connections and flows in progress
+carry on, each decision uses one whole policy. A broken edit is refused,
+recorded as a `policy.reload` event, and the last good policy stays.
+
+The mail relay joins here when it lands; until then relay settings are
+accepted and a warning says the relay is not part of this build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from audit.events import JsonLinesLog
+from certs.ca import create_ca, find_ca, write_mitmproxy_confdir
+from certs.errors import CAExists
+from gateway.config import Config
+from gateway.rules_command import default_policy_dir
+from gateway.state import installation_key
+from proxy.client_setup import CA_PEM, PAC
+from proxy.server import ProxySettings, build_master
+from proxy.services import Services
+from rules.extract import Limits
+from rules.policy.errors import PolicyError
+from rules.policy.holder import PolicyHolder
+
+log = logging.getLogger("leakguard")
+
+POLL_SECONDS = 2.0
+EVENTS_FILE = "events.jsonl"
+CONFDIR = "mitmproxy"  # under the state directory: the CA as mitmproxy reads it
+
+
+class StartupError(Exception):
+    """The gateway cannot start; the message says why and what to do."""
+
+
+class Gateway:
+    def __init__(self, config: Config, out: TextIO = sys.stdout) -> None:
+        self.config = config
+        self.out = out
+        self.state_dir = Path(config.state_dir).absolute()
+        self.events: JsonLinesLog | None = None
+        self.holder: PolicyHolder | None = None
+        self.master = None
+
+    async def serve(self) -> int:
+        try:
+            services = self._prepare()
+        except StartupError as err:
+            print(f"leakguard run: {err}", file=sys.stderr)
+            return 2
+        if not self.config.proxy.enabled:
+            print("leakguard run: nothing to run (the proxy is disabled)", file=sys.stderr)
+            return 2
+        if self.config.relay.enabled:
+            log.warning("the mail relay is not part of this build yet; relay settings are ignored")
+        proxy = self.config.proxy
+        settings = ProxySettings(
+            host=proxy.listen.host,
+            port=proxy.listen.port,
+            mode=proxy.mode,
+            stream_above=proxy.stream_above,
+            upstream_ca=proxy.upstream_ca,
+        )
+        self.master = build_master(
+            settings, services, self.state_dir, self.state_dir / CONFDIR, self._announce
+        )
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.master.shutdown)
+        watcher = asyncio.create_task(self._watch_policy())
+        try:
+            await self.master.run()
+        finally:
+            watcher.cancel()
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            if self.events is not None:
+                self.events.close()
+        return 0
+
+    # -- start-up ---------------------------------------------------------------------
+
+    def _prepare(self) -> Services:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            key = installation_key(self.state_dir)
+            ca = find_ca(self.state_dir)
+            if ca is None:
+                try:
+                    ca = create_ca(self.state_dir)
+                    log.info("created the interception CA in %s", ca.cert_path.parent)
+                except CAExists:  # `certs init` ran at the same moment: use its CA
+                    ca = find_ca(self.state_dir)
+            write_mitmproxy_confdir(self.state_dir, self.state_dir / CONFDIR)
+            self.events = JsonLinesLog(self.state_dir / EVENTS_FILE)
+        except (OSError, ValueError) as err:
+            raise StartupError(f"state directory {self.state_dir}: {err}") from err
+        policy_dir = Path(self.config.policy or default_policy_dir())
+        try:
+            self.holder = PolicyHolder(policy_dir, on_event=self.events.record)
+        except PolicyError as err:
+            problems = "\n".join(f"  {issue}" for issue in err.issues)
+            raise StartupError(
+                f"the policy in {policy_dir} cannot be used:\n{problems}\n"
+                f"(`leakguard rules check {policy_dir}` shows the same)"
+            ) from err
+        self.ca_cert = ca.cert_path if ca else None
+        return Services(
+            policy=self.holder,
+            hash_key=key,
+            record=self.events.record,
+            contact=self.config.contact,
+            limits=Limits(),
+            hosts=dict(self.config.proxy.hosts),
+        )
+
+    def _announce(self, addresses: list[tuple[str, int]]) -> None:
+        """Where everything is, once the proxy listens (tests read the first line)."""
+        mode = self.config.proxy.mode
+        assert self.holder is not None
+        for host, port in addresses:
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            if host in ("0.0.0.0", "::"):
+                base = f"http://<this host's address>:{port}"
+            else:
+                base = f"http://{shown}"
+            print(f"leakguard: proxy listening on {shown} ({mode} mode)", file=self.out)
+            print(f"leakguard: CA certificate: {self.ca_cert}", file=self.out)
+            print(f"leakguard:   also served at {base}{CA_PEM}", file=self.out)
+            print(f"leakguard: PAC file: {base}{PAC[0]}", file=self.out)
+        holder = self.holder
+        print(f"leakguard: policy: {holder.directory} ({holder.fingerprint})", file=self.out)
+        print(f"leakguard: events: {self.state_dir / EVENTS_FILE}", file=self.out)
+        print("leakguard: ready (SIGHUP or a policy edit reloads; Ctrl-C stops)", file=self.out)
+        self.out.flush()
+
+    # -- reload -----------------------------------------------------------------------
+
+    def _reload_soon(self) -> None:
+        asyncio.get_running_loop().create_task(self._reload())
+
+    async def _reload(self) -> None:
+        assert self.holder is not None
+        log.info("SIGHUP: reloading the policy from %s", self.holder.directory)
+        await asyncio.to_thread(self.holder.reload)
+
+    async def _watch_policy(self) -> None:
+        assert self.holder is not None
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                await asyncio.to_thread(self.holder.reload_if_changed)
+            except Exception:  # the watcher must outlive any one failure
+                log.exception("policy watch failed")

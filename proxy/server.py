@@ -1,0 +1,88 @@
+"""The proxy as a library: mitmproxy's master with our addons and our options.
+
+    build_master(settings, services, state_dir, confdir) -> DumpMaster
+
+Order matters: mitmproxy's default addons first (proxyserver, tlsconfig — the
+isolation hooks read what they set), then ClientSetup (answers requests for
+the proxy itself before Isolation would refuse them as a loop), Isolation
+(where a flow may go), Inspect (what it may carry), and Ready (says where the
+proxy listens, once it does).
+
+Options chosen, and why:
+- connection_strategy=lazy: no upstream connection before a request has been
+  judged, so a blocked request never touches the origin.
+- stream_large_bodies=settings.stream_above: bodies above it are judged as a
+  stream (bounded memory) instead of held whole; body_size_limit stays unset,
+  since Inspect, not mitmproxy, decides what is too large to inspect.
+- onboarding off: the CA and PAC are served by ClientSetup on the proxy's own
+  address, from our CA directory, not by mitm.it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mitmproxy import ctx, options
+from mitmproxy.tools.dump import DumpMaster
+
+from proxy.client_setup import ClientSetup
+from proxy.inspect import Inspect
+from proxy.isolation import Isolation
+from proxy.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    mode: str = "regular"  # or "transparent"
+    stream_above: int = 16 * 2**20
+    upstream_ca: Path | None = None
+
+
+@dataclass
+class Ready:
+    """Calls `on_ready(addresses)` once the proxy listens (port 0 becomes a real port)."""
+
+    on_ready: Callable[[list[tuple[str, int]]], None]
+    addresses: list[tuple[str, int]] = field(default_factory=list)
+
+    def running(self) -> None:
+        proxyserver = ctx.master.addons.get("proxyserver")
+        self.addresses = [(a[0], a[1]) for a in proxyserver.listen_addrs()]
+        self.on_ready(self.addresses)
+
+
+def build_master(
+    settings: ProxySettings,
+    services: Services,
+    state_dir: Path,
+    confdir: Path,
+    on_ready: Callable[[list[tuple[str, int]]], None] | None = None,
+) -> DumpMaster:
+    opts = options.Options(
+        listen_host=settings.host,
+        listen_port=settings.port,
+        mode=[settings.mode],
+        confdir=str(confdir),
+    )
+    if settings.upstream_ca is not None:
+        opts.update(ssl_verify_upstream_trusted_ca=str(settings.upstream_ca))
+    master = DumpMaster(opts, with_termlog=False, with_dumper=False)
+    master.options.update(
+        connection_strategy="lazy",
+        stream_large_bodies=str(settings.stream_above),
+        onboarding=False,
+    )
+    master.addons.add(
+        ClientSetup(services, state_dir),
+        Isolation(services),
+        Inspect(services),
+        Ready(on_ready or (lambda _addresses: None)),
+    )
+    return master
