@@ -1,1 +1,1 @@
-"""mailrelay — lands with a later issue; the package exists to fix the layout."""
+"""The SMTP relay: accept (aiosmtpd), spool durably, judge per recipient group, deliver."""
