@@ -21,6 +21,31 @@ or what the proxy itself resolved (asynchronously, once). Host names that are
 IP literals in odd notations (`0x0a.9.0.5`, `2130706433`) are read as the
 address they name (proxy.addresses). Anything that goes wrong fails closed.
 
+Names in transparent mode. The address is the kernel's (SO_ORIGINAL_DST); the
+name is whatever the client wrote, and the policy gives names their treatment
+(an approved party, a category, a rule's `host`). A name is believed only when
+something proves it belongs to the address:
+- TLS with SNI: mitmproxy verifies the origin's certificate against the SNI
+  before any request goes upstream; every Host must equal the SNI.
+- TLS without SNI: the connection's first Host becomes the upstream SNI
+  (server_connect), so the certificate is verified against it; every later
+  Host on the connection must equal it.
+- Plain HTTP: nothing is verified upstream, so the gateway looks the Host name
+  up (`_addresses`, which honours `services.hosts`) and believes it only if
+  one of its addresses is the original destination. Checked per request (a
+  keep-alive connection may carry another Host each time), cached per
+  connection. A name not believed is dropped: the connection is decided on
+  the address alone (Context host=None) and the event's detail says why. If
+  the name would also change what the policy sees — a party, a category or
+  zone, a rule's `host` condition — the request is refused as fronting
+  (`isolation:fronting`): inspection reads the Host header, so letting it
+  through would give the spoofed name's treatment. A lookup is only made when
+  the connection would be allowed: a name can make a decision stricter, never
+  laxer, so a block stands without one.
+  Trade-off: plain HTTP to a policy-relevant name whose addresses differ
+  between the client's resolver and the gateway's (round-robin, geo-DNS) is
+  refused; clients should use the gateway's resolver, or HTTPS.
+
 The hooks rely on running after mitmproxy's own addons (proxyserver, tlsconfig),
 which is where `addons.add` puts an addon added after the defaults.
 """
@@ -91,6 +116,8 @@ class _Client:
     sni: str | None = None
     refused: Decision | None = None  # a block for the whole connection (fronting)
     decisions: dict[tuple[str, int], asyncio.Task[Decision]] = field(default_factory=dict)
+    # transparent plain HTTP: (Host name, original destination) → '' if believed, else why not
+    names: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class Isolation:
@@ -126,12 +153,15 @@ class Isolation:
             if target is None:
                 return
             channel = "https" if flow.request.scheme == "https" else "http"
-            decision = await self._decide(client, target[0], target[1], channel, name)
+            verify = _mode(client) not in HTTP_MODES and channel == "http"
+            decision = await self._decide(client, target[0], target[1], channel, name, verify)
             flow.metadata[METADATA] = decision.to_metadata()
             if decision.holds:
                 self._answer(flow, decision)
                 return
             mismatch = self._host_mismatch(flow, state, target)
+            if not mismatch and _mode(client) not in HTTP_MODES:
+                mismatch = await self._transparent_host(flow, state, decision)
             if mismatch:
                 state.refused = self._fronting(decision, mismatch)
                 self._answer(flow, state.refused)
@@ -224,8 +254,12 @@ class Isolation:
         port: int,
         channel: str = "https",
         name: str | None = None,
+        verify: bool = False,
     ) -> Decision:
-        """One decision (one lookup, one event) per client connection and destination."""
+        """One decision (one lookup, one event) per client connection and destination.
+
+        `verify`: `name` is a plain-HTTP Host in transparent mode, believed only if it
+        resolves to the address (see the module docstring)."""
         state = self._client(client)
         try:
             key = (normal_host(host), port)
@@ -233,12 +267,18 @@ class Isolation:
             key = (host, port)
         task = state.decisions.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._make(client, host, port, channel, name))
+            task = asyncio.ensure_future(self._make(client, host, port, channel, name, verify))
             state.decisions[key] = task
         return await asyncio.shield(task)  # a cancelled waiter must not cancel the others
 
     async def _make(
-        self, client: connection.Client, host: str, port: int, channel: str, name: str | None
+        self,
+        client: connection.Client,
+        host: str,
+        port: int,
+        channel: str,
+        name: str | None,
+        verify: bool = False,
     ) -> Decision:
         source = _peer_ip(client)
         shown = name
@@ -255,19 +295,105 @@ class Isolation:
         own = self._own_address(client, ip, port)
         if own:
             return self._record(ctx_, self._isolation_verdict(ctx_, "isolation:self", own))
-        return self._record(ctx_, evaluate(self.services.policy.policy, [], ctx_))
+        policy = self.services.policy.policy
+        verdict = evaluate(policy, [], ctx_)
+        detail = ""
+        if verify and shown and not verdict.action.holds:  # a block needs no proof of the name
+            detail = await self._check_name(client, shown, ip, port)
+            if detail:
+                ctx_ = replace(ctx_, host=None)
+                verdict = evaluate(policy, [], ctx_)
+                detail += "; decided on the address alone"
+        return self._record(ctx_, verdict, detail)
 
     async def _resolve(self, host: str, port: int) -> IPAddress:
         """The proxy's own lookup: the first address, the one it will connect to."""
+        return (await self._addresses(host, port))[0]
+
+    async def _addresses(self, host: str, port: int) -> list[IPAddress]:
+        """Every address `host` has for the proxy: `services.hosts` first, else DNS."""
         pinned = self.services.hosts.get(host)
         if pinned is not None:
-            return plain(pinned)
+            return [plain(pinned)]
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(RESOLVE_TIMEOUT):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         if not infos:
             raise OSError(f"no address for {host}")
-        return plain(ipaddress.ip_address(infos[0][4][0]))
+        out: list[IPAddress] = []
+        for info in infos:
+            ip = plain(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+            if ip not in out:
+                out.append(ip)
+        return out
+
+    async def _check_name(
+        self, client: connection.Client, name: str, ip: IPAddress, port: int
+    ) -> str:
+        """'' if the plain-HTTP Host `name` resolves (here) to `ip`, else why not. Cached."""
+        state = self._client(client)
+        key = (name, str(ip))
+        if key in state.names:
+            return state.names[key]
+        try:
+            literal = host_ip(name)
+            if literal is not None:
+                addresses = [literal]
+            else:
+                addresses = await self._addresses(name, port)
+        except (OSError, ValueError, TimeoutError) as err:
+            why = (
+                f"Host {name} cannot be checked against {ip}, the address connected to: "
+                f"the gateway cannot resolve it ({type(err).__name__}: {err})"
+            )
+        else:
+            if ip in addresses:
+                why = ""
+            else:
+                shown = ", ".join(str(a) for a in addresses[:4])
+                more = ", ..." if len(addresses) > 4 else ""
+                why = (
+                    f"Host {name} is not {ip}, the address connected to "
+                    f"(the gateway resolves it to {shown}{more})"
+                )
+        state.names[key] = why
+        return why
+
+    async def _transparent_host(
+        self, flow: http.HTTPFlow, state: _Client, decision: Decision
+    ) -> str:
+        """Transparent mode: '' when this request's Host may be believed (or cannot matter)."""
+        host, _port = _host_header(flow)
+        if not host or state.sni:
+            return ""  # no name, or TLS with SNI (Host == SNI is checked by _host_mismatch)
+        named = decision.ctx.host
+        if flow.request.scheme == "https":
+            # TLS without SNI: upstream TLS is verified against the decision's name
+            if host != named:
+                return (
+                    f"a TLS connection without SNI, verified for "
+                    f"{named or decision.ctx.dest_ip}, but Host {host}"
+                )
+            return ""
+        if host == named:
+            return ""  # the decision believed this very name
+        ip = decision.ctx.dest_ip
+        if ip is None:
+            return f"Host {host} on a connection with no known address"
+        why = await self._check_name(flow.client_conn, host, ip, decision.ctx.port or 0)
+        if why and self._name_matters(host, decision.ctx):
+            return why + "; the name would change the policy's treatment"
+        return ""
+
+    def _name_matters(self, name: str, ctx_: Context) -> bool:
+        """Would the policy see this destination differently with the name than without?"""
+        policy = self.services.policy.policy
+        places = policy.compiled.places
+        bare = replace(ctx_, host=None)
+        named = places.resolve(replace(ctx_, host=name))
+        if replace(named, destination="") != replace(places.resolve(bare), destination=""):
+            return True
+        return any(rule.when.host and covered(name, rule.when.host) for rule in policy.rules)
 
     def _own_address(self, client: connection.Client, ip: IPAddress, port: int) -> str:
         """The proxy's own listening port: connecting there loops (mitmproxy's check knows
@@ -285,9 +411,10 @@ class Isolation:
                 return f"{ip}:{port} is the proxy's own address"
         return ""
 
-    def _record(self, ctx_: Context, verdict: Verdict) -> Decision:
+    def _record(self, ctx_: Context, verdict: Verdict, detail: str = "") -> Decision:
         incident = self.services.new_incident() if verdict.action.holds else ""
-        self.services.record(decision_event("proxy.connect", verdict, ctx_, incident=incident))
+        event = decision_event("proxy.connect", verdict, ctx_, incident=incident, detail=detail)
+        self.services.record(event)
         return Decision(ctx_, verdict, incident)
 
     def _isolation_verdict(self, ctx_: Context, rule: str, reason: str) -> Verdict:
