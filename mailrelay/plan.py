@@ -43,6 +43,11 @@ class Delivery:
     findings: tuple[dict, ...] = ()  # Finding.to_dict(): masked values only
     incident: str = ""
     message: bytes | None = None  # transformed message to send; None = the original bytes
+    # The policy's message to the sender (bilingual, masked): for the DSN / quarantine notice.
+    explanation: str = ""
+    # How `message` was made: "" (the original), "masked", "smime:message",
+    # "smime:attachments", "zip:attachments" (a "+"-joined list when several apply).
+    transform: str = ""
 
 
 @dataclass(frozen=True)
