@@ -402,7 +402,9 @@ class Deliverer:
         bounced = [d for d in deliveries if d.outcome is Outcome.BOUNCE]
         if bounced and BOUNCE_DSN not in done:
             items = [_bounce_item(d, rejected=bool(entry.decision)) for d in bounced]
-            if await self._report(conn, entry, items, mta, contact, state):
+            sent, error = await self._report(conn, entry, items, mta, contact)
+            last_error = last_error or error
+            if sent:
                 for d in bounced:
                     self._event("smtp.bounce", entry, d, d.recipients, _dsn_detail(sender))
                 done.append(BOUNCE_DSN)
@@ -410,7 +412,9 @@ class Deliverer:
                 await save()
         if held and HELD_NOTICE not in done:
             items = [_held_item(deliveries[i]) for i in held]
-            if await self._report(conn, entry, items, mta, contact, state):
+            sent, error = await self._report(conn, entry, items, mta, contact)
+            last_error = last_error or error
+            if sent:
                 done.append(HELD_NOTICE)
                 dirty = True
                 await save()
@@ -446,20 +450,24 @@ class Deliverer:
         unreported = [f for f in state["failed"] if not f.get("reported")]
         if unreported:
             items = [_failure_item(f, deliveries) for f in unreported]
-            if await self._report(conn, entry, items, mta, contact, state):
+            sent, error = await self._report(conn, entry, items, mta, contact)
+            last_error = last_error or error
+            if sent:
                 for f in unreported:
                     f["reported"] = True
                 dirty = True
-            elif now - base > 2 * self.settings.max_queue_age:
-                self._event(
-                    "smtp.expired",
-                    entry,
-                    None,
-                    [f["rcpt"] for f in unreported],
-                    "the failure report could not be sent either; the message is dropped",
-                )
-                for f in unreported:
-                    f["reported"] = True
+
+        # reports and notices that could not be sent for twice the queue age: give up on them
+        if now - base > 2 * self.settings.max_queue_age and _remaining(state, deliveries, entry):
+            self._event(
+                "smtp.expired",
+                entry,
+                None,
+                [entry.envelope.mail_from] if entry.envelope.mail_from else [],
+                f"reports and notices could not be sent; dropped (last error: {last_error})",
+            )
+            await asyncio.to_thread(self.spool.remove, entry)
+            return None
 
         if not _remaining(state, deliveries, entry):
             await asyncio.to_thread(self.spool.remove, entry)
@@ -474,11 +482,11 @@ class Deliverer:
         await asyncio.to_thread(self.spool.save_state, entry, state)
         return time.monotonic() + delay
 
-    async def _report(self, conn, entry, items, mta, contact, state) -> bool:
-        """Send a DSN to the sender; True when it is done with (sent, refused, or no sender)."""
+    async def _report(self, conn, entry, items, mta, contact) -> tuple[bool, str]:
+        """Send a DSN to the sender → (done with it: sent, refused or no sender; the error)."""
         sender = entry.envelope.mail_from
         if not sender:
-            return True  # never a DSN to the null sender (no bounce loops)
+            return True, ""  # never a DSN to the null sender (no bounce loops)
         message = dsn.report(
             reporting_mta=mta,
             sender=sender,
@@ -492,7 +500,9 @@ class Deliverer:
         code, text = results[sender]
         if 500 <= code < 600:
             log.warning("DSN for %s refused by the next hop: %s %s", entry.name, code, text)
-        return 200 <= code < 300 or 500 <= code < 600
+        if 200 <= code < 300 or 500 <= code < 600:
+            return True, ""
+        return False, _reply((code, text))
 
     def _event(
         self,

@@ -32,6 +32,7 @@ import signal
 import socket
 import ssl
 import sys
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +108,7 @@ class Relay:
         self.smarthost: tuple[str, int] = ("", 0)
         self.hostname = ""
         self._pools: list[concurrent.futures.ThreadPoolExecutor] = []
+        self._sessions: weakref.WeakSet[RelaySMTP] = weakref.WeakSet()
 
     async def start(self) -> None:
         s = self.settings
@@ -183,18 +185,24 @@ class Relay:
             io_pool=io_pool,
         )
         handler = self.handler
+
+        def session() -> RelaySMTP:
+            smtp = RelaySMTP(
+                handler,
+                hostname=self.hostname,
+                data_size_limit=s.max_message_size,
+                enable_SMTPUTF8=True,
+                tls_context=tls_context,
+                auth_require_tls=True,
+                timeout=SESSION_TIMEOUT,
+                loop=loop,
+            )
+            self._sessions.add(smtp)
+            return smtp
+
         try:
             self.server = await loop.create_server(
-                lambda: RelaySMTP(
-                    handler,
-                    hostname=self.hostname,
-                    data_size_limit=s.max_message_size,
-                    enable_SMTPUTF8=True,
-                    tls_context=tls_context,
-                    auth_require_tls=True,
-                    timeout=SESSION_TIMEOUT,
-                    loop=loop,
-                ),
+                session,
                 s.listen[0],
                 s.listen[1],
             )
@@ -208,8 +216,13 @@ class Relay:
             self.deliverer.flush()
 
     async def stop(self) -> None:
+        """Stop listening, drop client connections (what they had not been answered 250 for
+        is theirs to resend), let deliveries in flight finish briefly, stop the sink."""
         if self.server is not None:
             self.server.close()
+            for smtp in list(self._sessions):
+                if smtp.transport is not None:
+                    smtp.transport.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.server.wait_closed(), 2)
             self.server = None
