@@ -7,7 +7,8 @@
 `find(text)` returns the findings to mask in one piece of text (the judge
 scans with the engine and keeps the values the Verdict names). Rewritten:
 the Subject, text/plain and text/html parts (bodies or attachments), CSV,
-TSV and plain-text attachments, also inside forwarded messages. Each changed
+TSV and plain-text attachments, also inside forwarded messages (whose
+Subject, From, To, Cc and Reply-To are masked too). Each changed
 part is re-encoded in its own charset (BOM kept) and its own transfer
 encoding (base64, quoted-printable, 7bit/8bit); every other byte of the
 message goes out as it came. Binary formats (xlsx, pdf, zip, …) are left
@@ -44,6 +45,9 @@ TEXT_TYPES = frozenset(
     )
 )
 TEXT_EXTENSIONS = (".csv", ".tsv", ".txt")
+# Rewritten in forwarded messages; the message's own From/To/Cc stay as they are
+# (their addresses are not findings, and a value in a display name bounces).
+NESTED_HEADERS = ("subject", "from", "to", "cc", "reply-to")
 
 
 class CannotTransform(Exception):
@@ -70,9 +74,12 @@ def replace_spans(text: str, findings: Sequence[Finding]) -> str:
 def mask_message(raw: bytes, find: Find) -> bytes:
     """`raw` with the values `find` names masked where the format allows (else unchanged)."""
     message = parse(raw)
-    changed = _mask_subject(message, find)
+    changed = _mask_headers(message, ("subject",), find)
     for part in message.walk():
-        if not part.is_multipart() and _rewritable(part):
+        if part.get_content_type() == "message/rfc822":
+            for inner in part.get_payload():
+                changed |= _mask_headers(inner, NESTED_HEADERS, find)
+        elif not part.is_multipart() and _rewritable(part):
             changed |= _mask_part(part, find)
     return flatten(message) if changed else raw
 
@@ -83,15 +90,18 @@ def flatten(message: Message) -> bytes:
     return out.getvalue()
 
 
-def _mask_subject(message: Message, find: Find) -> bool:
-    subjects = [str(v) for v in message.get_all("subject", [])]
-    masked = [replace_spans(s, find(s)) for s in subjects]
-    if masked == subjects:
-        return False
-    del message["subject"]
-    for value in masked:
-        message["Subject"] = value
-    return True
+def _mask_headers(message: Message, names: tuple[str, ...], find: Find) -> bool:
+    changed = False
+    for name in names:
+        values = [str(v) for v in message.get_all(name, [])]
+        masked = [replace_spans(v, find(v)) for v in values]
+        if masked == values:
+            continue
+        del message[name]
+        for value in masked:
+            message[name] = value
+        changed = True
+    return changed
 
 
 def _rewritable(part: Message) -> bool:

@@ -156,8 +156,13 @@ def group(plan: Plan, recipient: str) -> Delivery:
 def attachment(message: EmailMessage, name: str) -> bytes:
     for part in message.iter_attachments():
         if part.get_filename() == name:
-            return part.get_content()
+            return part.get_payload(decode=True)
     raise AssertionError(f"no attachment {name}")
+
+
+def text_of(message: EmailMessage, kind: str = "plain") -> str:
+    """A body's text with the line ends a reader sees."""
+    return message.get_body((kind,)).get_content().replace("\r\n", "\n")
 
 
 def words(plan: Plan, log: MemoryLog) -> str:
