@@ -51,7 +51,7 @@ from certs.archive import new_password
 from certs.errors import CannotEncrypt, CertsError
 from certs.parties import CertState
 from certs.smime import encryption_certificate
-from mailrelay.judge_inspect import Inspection, inspect_message, scan_message
+from mailrelay.judge_inspect import Inspection, header_text, inspect_message, scan_message
 from mailrelay.judge_words import password_notice
 from mailrelay.mail_encrypt import (
     NO_ATTACHMENTS,
@@ -382,13 +382,8 @@ class _Judging:
 
     def header(self, name: str, *, redact: bool = True) -> str:
         message = self.inspection.message if self.inspection else None
-        if message is None:
-            return ""
-        try:
-            value = " ".join(str(message.get(name, "")).split())
-        except Exception:  # a malformed header: leave it out of the notice
-            return ""
-        return self.engine.redact(value[:300]) if redact else value[:300]
+        value = header_text(message, name)[:300] if message is not None else ""
+        return self.engine.redact(value) if redact else value
 
     def inspection_notes(self) -> list[str]:
         if self.inspection is None or not self.inspection.problems:

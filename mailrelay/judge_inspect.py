@@ -24,9 +24,13 @@ Extraction never raises; the caller still treats any exception as a block.
 
 from __future__ import annotations
 
+import codecs
 import email.errors
+import email.header
 import email.policy
+import email.utils
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -41,6 +45,8 @@ from rules.findings import UNINSPECTABLE, Finding, Part, Problem
 
 # Parsing and writing back: CRLF, source headers kept exactly as they came.
 MAIL_POLICY = email.policy.SMTP.clone(refold_source="none")
+# Looking at the structure only: no header objects, several times cheaper per message.
+STRUCTURE_POLICY = email.policy.compat32
 
 ADDRESS_LOCATIONS = frozenset(f"mail headers › {name}" for name in ("From", "To", "Cc", "Reply-To"))
 
@@ -68,18 +74,23 @@ _DEFECT_WORDS = {
     "InvalidBase64LengthDefect": "broken base64 (length)",
 }
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
-_CONTENT_FIELD = re.compile(rb"(?im)^content-[!-9;-~]*[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*")
 
 
 @dataclass(frozen=True)
 class Inspection:
     findings: tuple[Finding, ...]
-    message: EmailMessage | None  # None: refused unparsed (oversized headers)
+    message: Message | None  # structure only (compat32); None: refused unparsed
     problems: tuple[str, ...] = ()  # what the judge itself found uninspectable, in words
 
 
 def parse(raw: bytes) -> EmailMessage:
+    """For rewriting: header objects, CRLF, source headers kept as they came."""
     return BytesParser(policy=MAIL_POLICY).parsebytes(raw)  # type: ignore[return-value]
+
+
+def parse_structure(raw: bytes) -> Message:
+    """For looking: parts, parameters, defects (the feed parser finds the same defects)."""
+    return BytesParser(policy=STRUCTURE_POLICY).parsebytes(raw)
 
 
 def inspect_message(
@@ -89,7 +100,7 @@ def inspect_message(
     if too_big:
         problem = Problem(UNINSPECTABLE, "mail headers", too_big)
         return Inspection(tuple(engine.scan_parts([problem])), None, (too_big,))
-    message = parse(raw)
+    message = parse_structure(raw)
     problems = [*structure_problems(message), *charset_problems(message)]
     items: list[Part | Problem] = list(
         extract(raw, content_type="message/rfc822", limits=services.limits)
@@ -137,8 +148,7 @@ def header_problem(raw: bytes, limits: HeaderLimits) -> str | None:
             f"{size_text(limits.max_field_bytes)}"
         )
     total = 0
-    for m in _CONTENT_FIELD.finditer(raw):
-        n = m.end() - m.start()
+    for n in _content_fields(raw):
         total += n
         if n > limits.max_content_field_bytes:
             return (
@@ -151,6 +161,27 @@ def header_problem(raw: bytes, limits: HeaderLimits) -> str | None:
                 f"{size_text(limits.max_content_bytes)}"
             )
     return None
+
+
+def _content_fields(raw: bytes) -> Iterator[int]:
+    """The size of every line starting "Content-" anywhere, with its continuation lines.
+
+    Nested parts' headers cannot be told from body text without parsing;
+    a text line that merely looks like one is counted too (harmless: a
+    body line is rarely 8 KiB of folded text).
+    """
+    low = raw.lower()
+    pos = 0 if low.startswith(b"content-") else low.find(b"\ncontent-")
+    while pos >= 0:
+        start = pos + (low[pos] == 0x0A)
+        end = low.find(b"\n", start)
+        while end >= 0 and low[end + 1 : end + 2] in (b" ", b"\t"):
+            end = low.find(b"\n", end + 1)
+        if end < 0:
+            yield len(raw) - start
+            return
+        yield end + 1 - start
+        pos = low.find(b"\ncontent-", end)
 
 
 def structure_problems(message: Message) -> list[tuple[str, str]]:
@@ -180,7 +211,7 @@ def charset_problems(message: Message) -> list[tuple[str, str]]:
             continue  # no charset given: read as whatever it looks like
         where = f"mail body {part.get_content_type()}"
         label = declared.strip()[:40]
-        codec = codec_for(label)
+        codec = _strict_codec(label)
         if codec is None:
             out.append((where, f"a text part declares an unknown charset ({_printable(label)})"))
             continue
@@ -221,14 +252,46 @@ def is_body(part: Message) -> bool:
 def filename(part: Message) -> str:
     try:
         name = part.get_filename() or part.get_param("name") or ""
+        if isinstance(name, tuple):  # an RFC 2231 value left encoded
+            name = email.utils.collapse_rfc2231_value(name)
     except Exception:  # a malformed RFC 2231 parameter
         return ""
     return name if isinstance(name, str) else ""
 
 
+def header_text(message: Message, name: str) -> str:
+    """A header's value as a person reads it (RFC 2047 decoded, unfolded); "" if unreadable."""
+    try:
+        raw = message.get(name)
+        if raw is None:
+            return ""
+        if isinstance(raw, str):
+            raw = str(email.header.make_header(email.header.decode_header(raw)))
+        return " ".join(str(raw).split())
+    except Exception:  # unknown charset, broken encoded word
+        return ""
+
+
 def payload(part: Message) -> bytes:
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
+
+
+def _strict_codec(label: str) -> str | None:
+    """The codec a charset label is read with; "us-ascii" means ASCII here, not Windows-1252.
+
+    (rules.extract reads an ASCII label as Windows-1252, as browsers do; but
+    8-bit text labelled ASCII is mislabelled, and a mail program may show
+    it as something else than what was inspected.)
+    """
+    codec = codec_for(label)
+    if codec is None:
+        return None
+    try:
+        real = codecs.lookup(label.strip().strip("\"'").lower()).name
+    except LookupError:
+        return codec
+    return "ascii" if real == "ascii" else codec
 
 
 def _printable(label: str) -> str:
