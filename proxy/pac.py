@@ -4,9 +4,11 @@
 
 Everything goes through the proxy — with no DIRECT fallback, so a proxy that
 is down fails closed instead of sending traffic around it — except traffic
-that never crosses the gateway: plain host names, localhost, and destinations
-in the client's own zone when the policy lets that zone reach itself (an IPv4
-literal in the zone's networks, or a name under the zone's `domains`). Zones
+that never crosses the gateway: plain host names (not IPv6 literals or dotless
+numbers, which are addresses), localhost and 127.x.y.z literals (not names that
+merely start with `127.`), and destinations in the client's own zone when the
+policy lets that zone reach itself (an IPv4 literal in the zone's networks, or a
+name under the zone's `domains`). Zones
 are matched longest prefix first, as the policy does, so a restricted /24
 inside the office's 10/8 is not taken for office. The PAC never resolves
 names (`isInNet` on a name would make every request wait for DNS).
@@ -64,15 +66,22 @@ function zoneOfName(host) {{
   return null;
 }}
 
+function isPlainName(host) {{
+  // isPlainHostName is true for IPv6 literals and dotless numbers (2130706433,
+  // 0xcb007101) too: those are addresses, anywhere, and must not go DIRECT.
+  return isPlainHostName(host) && host.indexOf(":") < 0 &&
+    !/^(0x[0-9a-f]*|[0-9]+)$/.test(host);
+}}
+
 function FindProxyForURL(url, host) {{
   host = host.toLowerCase();
-  if (isPlainHostName(host) || host == "localhost" || shExpMatch(host, "127.*") ||
+  var literal = /^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$/.test(host);
+  if (isPlainName(host) || host == "localhost" || (literal && shExpMatch(host, "127.*")) ||
       host == "::1" || host == "[::1]") {{
     return "DIRECT";
   }}
   var mine = zoneOfAddress(myIpAddress());
   if (SELF_REACH.indexOf(mine) < 0) return PROXY;
-  var literal = /^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$/.test(host);
   var theirs = literal ? zoneOfAddress(host) : zoneOfName(host);
   return theirs == mine ? "DIRECT" : PROXY;
 }}
