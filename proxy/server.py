@@ -74,15 +74,19 @@ def build_master(
     if settings.upstream_ca is not None:
         opts.update(ssl_verify_upstream_trusted_ca=str(settings.upstream_ca))
     master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-    master.options.update(
-        connection_strategy="lazy",
-        stream_large_bodies=str(settings.stream_above),
-        onboarding=False,
-    )
     master.addons.add(
         ClientSetup(services, state_dir),
         Isolation(services),
         Inspect(services),
         Ready(on_ready or (lambda _addresses: None)),
+    )
+    # After the addons: mitmproxy calls `configure` only for options that change once
+    # an addon is registered, so options set before `add` are never seen by our addons'
+    # `configure` (Inspect once missed stream_large_bodies that way, and left a body of
+    # unknown length to mitmproxy, which streamed it past the threshold unjudged).
+    master.options.update(
+        connection_strategy="lazy",
+        stream_large_bodies=str(settings.stream_above),
+        onboarding=False,
     )
     return master
