@@ -169,7 +169,14 @@ def parse_host_entry(text: str) -> tuple[str, IPAddress]:
     name, sep, address = text.partition("=")
     if not sep or not name.strip():
         raise ValueError(f"{text!r}: write NAME=ADDRESS, e.g. intranet.firm.example=10.1.0.7")
-    return name.strip().lower().rstrip("."), plain(ipaddress.ip_address(address.strip()))
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r}: {address.strip()!r} is not an IP address; write NAME=ADDRESS, "
+            "e.g. intranet.firm.example=10.1.0.7"
+        ) from None
+    return name.strip().lower().rstrip("."), plain(ip)
 
 
 def _hosts(r: Reader, node: Node) -> dict[str, IPAddress]:

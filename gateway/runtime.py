@@ -24,7 +24,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from audit.events import JsonLinesLog
+from cryptography import x509
+
+from audit.events import EVENT_FIELDS, Event, JsonLinesLog
 from certs.ca import create_ca, find_ca, write_mitmproxy_confdir
 from certs.errors import CAExists
 from gateway.config import Config
@@ -56,6 +58,8 @@ class Gateway:
         self.events: JsonLinesLog | None = None
         self.holder: PolicyHolder | None = None
         self.master = None
+        self.ready = False
+        self._tasks: set[asyncio.Task] = set()
 
     async def serve(self) -> int:
         try:
@@ -86,6 +90,16 @@ class Gateway:
         watcher = asyncio.create_task(self._watch_policy())
         try:
             await self.master.run()
+        except SystemExit:
+            # mitmproxy exits when an error is logged during start-up (a port in use, say);
+            # the error is on stderr already, in mitmproxy's words.
+            if self.ready:
+                raise
+            print(
+                f"leakguard run: the proxy could not start on {proxy.listen} (see above)",
+                file=sys.stderr,
+            )
+            return 2
         finally:
             watcher.cancel()
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
@@ -111,9 +125,12 @@ class Gateway:
             self.events = JsonLinesLog(self.state_dir / EVENTS_FILE)
         except (OSError, ValueError) as err:
             raise StartupError(f"state directory {self.state_dir}: {err}") from err
+        upstream_ca = self.config.proxy.upstream_ca
+        if upstream_ca is not None:
+            _check_upstream_ca(Path(upstream_ca))
         policy_dir = Path(self.config.policy or default_policy_dir())
         try:
-            self.holder = PolicyHolder(policy_dir, on_event=self.events.record)
+            self.holder = PolicyHolder(policy_dir, on_event=self._policy_event)
         except PolicyError as err:
             problems = "\n".join(f"  {issue}" for issue in err.issues)
             raise StartupError(
@@ -132,6 +149,7 @@ class Gateway:
 
     def _announce(self, addresses: list[tuple[str, int]]) -> None:
         """Where everything is, once the proxy listens (tests read the first line)."""
+        self.ready = True
         mode = self.config.proxy.mode
         assert self.holder is not None
         for host, port in addresses:
@@ -152,8 +170,24 @@ class Gateway:
 
     # -- reload -----------------------------------------------------------------------
 
+    def _policy_event(self, report: dict) -> None:
+        """The holder's reload report as an event: the fixed fields (id, time, …) first,
+        then its own (outcome, source, fingerprint, problems)."""
+        assert self.events is not None
+        outcome = str(report.get("outcome", ""))
+        problems = report.get("problems") or []
+        event = Event(
+            type=str(report.get("type", "policy.reload")),
+            reason=f"{outcome}: {len(problems)} problems" if problems else outcome,
+            detail=f"{report.get('source', '')} ({report.get('fingerprint', '')})",
+        )
+        extra = {k: v for k, v in report.items() if k not in EVENT_FIELDS}
+        self.events.record({**event.to_dict(), **extra})
+
     def _reload_soon(self) -> None:
-        asyncio.get_running_loop().create_task(self._reload())
+        task = asyncio.get_running_loop().create_task(self._reload())
+        self._tasks.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._tasks.discard)
 
     async def _reload(self) -> None:
         assert self.holder is not None
@@ -168,3 +202,19 @@ class Gateway:
                 await asyncio.to_thread(self.holder.reload_if_changed)
             except Exception:  # the watcher must outlive any one failure
                 log.exception("policy watch failed")
+
+
+def _check_upstream_ca(path: Path) -> None:
+    """The CAs for origin servers must be readable PEM certificates: mitmproxy would take
+    a missing file silently and then fail every HTTPS connection."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise StartupError(f"upstream CA file {path}: {err.strerror or err}") from err
+    try:
+        x509.load_pem_x509_certificates(data)
+    except ValueError as err:
+        raise StartupError(
+            f"upstream CA file {path}: no PEM certificate in it (it needs one or more "
+            "-----BEGIN CERTIFICATE----- blocks)"
+        ) from err

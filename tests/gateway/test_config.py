@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Config, ConfigError, Endpoint, load_config, parse_endpoint, with_flags
+from gateway.config import (
+    Config,
+    ConfigError,
+    Endpoint,
+    load_config,
+    parse_endpoint,
+    parse_host_entry,
+    with_flags,
+)
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -91,3 +99,73 @@ def test_endpoint_parsing() -> None:
         parse_endpoint("::1")
     with pytest.raises(ValueError):
         parse_endpoint("[zz::1]:80")
+
+
+def test_proxy_stream_above_upstream_ca_and_hosts(tmp_path: Path) -> None:
+    config = load_config(
+        _write(
+            tmp_path,
+            """\
+version: 1
+proxy:
+  stream_above: 128KiB
+  upstream_ca: certs/origins.pem
+  hosts:
+    Intranet.Firm.Example.: 10.1.0.7
+    mapped.firm.example: "::ffff:10.1.0.8"
+""",
+        )
+    )
+    assert config.proxy.stream_above == 128 * 1024
+    assert config.proxy.upstream_ca == tmp_path / "certs" / "origins.pem"  # beside the file
+    assert {k: str(v) for k, v in config.proxy.hosts.items()} == {
+        "intranet.firm.example": "10.1.0.7",  # names normalised
+        "mapped.firm.example": "10.1.0.8",  # IPv4-mapped IPv6 is the IPv4 address
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("version: 1\nproxy:\n  stream_above: 1KiB\n", 3, "too small; at least 64KiB"),
+        ("version: 1\nproxy:\n  stream_above: lots\n", 3, "is not a size"),
+        ("version: 1\nproxy:\n  hosts:\n    bad host!: 10.1.0.8\n", 4, "not a valid host name"),
+        ("version: 1\nproxy:\n  hosts:\n    a.example: nope\n", 4, "'nope' is not an IP address"),
+        ("version: 1\nproxy:\n  hosts: [a.example]\n", 3, "expected a mapping"),
+    ],
+    ids=["small", "not-a-size", "bad-name", "bad-address", "not-a-mapping"],
+)
+def test_proxy_errors_name_line_and_fix(tmp_path: Path, text: str, line: int, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, text))
+    assert any(i.line == line and message in str(i) for i in caught.value.issues), [
+        str(i) for i in caught.value.issues
+    ]
+
+
+def test_resolve_flags_add_to_the_files_hosts(tmp_path: Path) -> None:
+    config = load_config(
+        _write(tmp_path, "version: 1\nproxy:\n  hosts:\n    a.example: 10.1.0.7\n")
+    )
+    args = argparse.Namespace(
+        resolve=["B.Example=10.1.0.8", "a.example=10.1.0.9"], upstream_ca="x.pem"
+    )
+    out = with_flags(config, args)
+    assert {k: str(v) for k, v in out.proxy.hosts.items()} == {
+        "a.example": "10.1.0.9",  # the flag wins
+        "b.example": "10.1.0.8",
+    }
+    assert out.proxy.upstream_ca == Path("x.pem")
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("a.example", "write NAME=ADDRESS"),
+        ("=10.1.0.7", "write NAME=ADDRESS"),
+        ("a.example=10.1.0", "'10.1.0' is not an IP address"),
+    ],
+)
+def test_resolve_entry_errors(entry: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_host_entry(entry)
