@@ -1,4 +1,8 @@
-"""Scanning text that arrives in chunks, with bounded memory.
+"""Scanning content that arrives in chunks, with bounded memory.
+
+    TextStream(engine)         feed(str) / close() -> findings; safe_offset
+    BytesStream(engine, enc)   the same over bytes in a known charset
+    ContentDecoder("gzip")     undo an HTTP Content-Encoding incrementally
 
 The stream keeps a window of text after the point up to which it has reported.
 Each step scans the buffer, reports the findings that start before a *cut*
@@ -6,18 +10,42 @@ chosen at a hard boundary (a character no token, escape or disguise can
 span), and carries on from just before the cut with some left context. A value
 across a chunk border is therefore seen whole and reported exactly once;
 memory is the window plus one step, whatever the stream's length.
+
+`safe_offset` is the stream offset before which every finding has been
+reported: a value found later starts at or after it, so text before it may be
+let go (forwarded) once the findings reported so far have been judged.
+
+ContentDecoder undoes gzip, deflate, br and zstd (and chains such as
+"gzip, br") as bytes arrive. Each call hands its output on in pieces of at
+most CHUNK bytes, so a bomb costs at most one piece before the expansion ratio
+limit (`Limits.max_ratio`, judged past `Limits.ratio_floor_bytes`) stops it.
+The absolute limits on expanded size (`max_member_bytes`,
+`max_expanded_bytes`) are not applied: they bound the memory of decoding a
+whole body at once, and a stream's memory is bounded by its pieces instead.
+`pending` is how many input bytes a decoder may have consumed without yet
+producing their output (part of a Huffman code, one zstd block): a caller
+that forwards input must hold back that much more than the output it has
+judged.
 """
 
 from __future__ import annotations
 
 import codecs
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import brotli
+import zstandard
 
 from rules.engine import CONTEXT_BEFORE, Engine
+from rules.extract.limits import ExtractionError, Limits, size_text
 from rules.findings import Finding
 from rules.normalize import CHAR_TABLE, CN_DIGITS
 
 STEP = 256 * 1024  # characters scanned per step beyond the window
 WINDOW = 8 * 1024  # held back: longer than any disguised value plus its context
+CHUNK = 256 * 1024  # most bytes a decoder hands on at once
 
 # Characters that can be part of a value, an escape or a disguise: never cut after them.
 _SOFT = (
@@ -27,6 +55,8 @@ _SOFT = (
     | frozenset(CHAR_TABLE)
     | frozenset(CN_DIGITS)
 )
+
+Emit = Callable[[bytes], None]
 
 
 class TextStream:
@@ -43,8 +73,18 @@ class TextStream:
         self._pending: list[str] = []  # chunks not yet joined into the buffer
         self._pending_len = 0
         self._base = 0  # stream offset of self._buffer[0]
-        self._reported_until = 0  # stream offset: findings starting before it were handled
+        self._safe = 0
         self.chars = 0
+
+    @property
+    def safe_offset(self) -> int:
+        """Stream offset before which every finding has been reported (all of it once closed)."""
+        return self._safe
+
+    @property
+    def buffered(self) -> int:
+        """Characters held: the window, the left context and the step being gathered."""
+        return len(self._buffer) + self._pending_len
 
     def feed(self, chunk: str) -> list[Finding]:
         self.chars += len(chunk)
@@ -68,11 +108,11 @@ class TextStream:
         found = []
         for f in self._engine.scan_text(buf, self._location):
             start = self._base + f.start
-            if start < self._reported_until or f.start >= cut:
+            if start < self._safe or f.start >= cut:
                 continue  # reported by the previous step, or left for the next
             found.append(_shift(f, self._base))
         keep_from = max(0, cut - CONTEXT_BEFORE)  # left context for the next step's values
-        self._reported_until = self._base + cut
+        self._safe = self._base + cut
         self._base += keep_from
         self._buffer = buf[keep_from:]
         return found
@@ -81,11 +121,28 @@ class TextStream:
 class BytesStream:
     """The same over bytes in a known charset (decoded incrementally, never failing)."""
 
+    # Bytes of an unfinished character the decoder may hold: they become at most
+    # this many characters, all at or after `chars`.
+    PENDING_CHARS = 4
+
     def __init__(
         self, engine: Engine, location: str = "", encoding: str = "utf-8", **sizes: int
     ) -> None:
         self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
         self._text = TextStream(engine, location, **sizes)
+
+    @property
+    def chars(self) -> int:
+        """Characters decoded so far (bytes of an unfinished character not counted)."""
+        return self._text.chars
+
+    @property
+    def safe_offset(self) -> int:
+        return self._text.safe_offset
+
+    @property
+    def buffered(self) -> int:
+        return self._text.buffered
 
     def feed(self, chunk: bytes) -> list[Finding]:
         return self._text.feed(self._decoder.decode(chunk))
@@ -107,3 +164,250 @@ def _shift(f: Finding, by: int) -> Finding:
     return Finding(
         f.detector, f.score, f.location, f.start + by, f.end + by, f.masked, f.value_hash, f.why
     )
+
+
+# -- Content-Encoding, incrementally ---------------------------------------------------------
+
+
+class _Zlib:
+    """gzip (members, then only zero padding) or deflate (zlib-wrapped or raw, one stream)."""
+
+    pending = 1024  # a Huffman code and its extra bits; generous
+
+    def __init__(self, gzip: bool) -> None:
+        self._gzip = gzip
+        self._d: zlib._Decompress | None = None  # type: ignore[name-defined]
+        self._head = b""  # deflate: the first two bytes tell zlib from raw
+        self._members = 0
+        self._padding = False  # gzip: past the last member, zero bytes only
+
+    def feed(self, data: bytes, emit: Emit) -> None:
+        while data:
+            if self._padding:
+                if data.strip(b"\x00"):
+                    raise zlib.error("data after the zero padding")
+                return
+            if self._d is None:
+                if not self._gzip:
+                    if self._members:
+                        raise zlib.error("data after the end of the deflate stream")
+                    self._head += data
+                    if len(self._head) < 2:
+                        return
+                    data, self._head = self._head, b""
+                    zlib_wrapped = (data[0] & 0x0F) == 8 and ((data[0] << 8) | data[1]) % 31 == 0
+                    self._d = zlib.decompressobj(
+                        zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS
+                    )
+                elif self._members and data[0] == 0:
+                    self._padding = True
+                    continue
+                else:
+                    self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            d = self._d
+            emit(d.decompress(data, CHUNK))
+            while d.unconsumed_tail:
+                emit(d.decompress(d.unconsumed_tail, CHUNK))
+            while not d.eof and (out := d.decompress(b"", CHUNK)):
+                emit(out)
+            if not d.eof:
+                return
+            data = d.unused_data
+            self._d = None
+            self._members += 1
+
+    def close(self, emit: Emit) -> None:
+        if self._d is not None or self._head:
+            raise EOFError("truncated")
+
+
+class _Brotli:
+    pending = 16 * 1024  # measured: a few hundred bytes of block header at most
+
+    def __init__(self) -> None:
+        self._d = brotli.Decompressor()
+
+    def feed(self, data: bytes, emit: Emit) -> None:
+        if self._d.is_finished():
+            raise brotli.error("data after the end of the brotli stream")
+        emit(self._d.process(data, output_buffer_limit=CHUNK))
+        while not self._d.can_accept_more_data():
+            emit(self._d.process(b"", output_buffer_limit=CHUNK))
+
+    def close(self, emit: Emit) -> None:
+        if not self._d.is_finished():
+            raise EOFError("truncated")
+
+
+class _ZstdSink:
+    def __init__(self) -> None:
+        self.emit: Emit = lambda _data: None
+
+    def write(self, data: bytes) -> int:
+        self.emit(bytes(data))
+        return len(data)
+
+
+class _Zstd:
+    """Frames one after another; output in pieces through a writer, the framing walked
+    alongside (the decoder says nothing about a truncated frame)."""
+
+    pending = 128 * 1024 + 1024  # a block is decoded once it is whole
+
+    def __init__(self) -> None:
+        self._sink = _ZstdSink()
+        self._writer = zstandard.ZstdDecompressor(max_window_size=2**27).stream_writer(
+            self._sink, write_size=CHUNK
+        )
+        self._frames = _ZstdFrames()
+
+    def feed(self, data: bytes, emit: Emit) -> None:
+        self._frames.feed(data)
+        self._sink.emit = emit
+        self._writer.write(data)
+
+    def close(self, emit: Emit) -> None:
+        if not self._frames.complete:
+            raise EOFError("truncated")
+
+
+class _ZstdFrames:
+    """Where zstd frames and blocks end, as bytes arrive (headers only, no decoding)."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._skip = 0
+        self._in_frame = False  # inside a frame: blocks follow
+        self._checksum = 0
+        self.frames = 0
+
+    @property
+    def complete(self) -> bool:
+        return not (self._buf or self._skip or self._in_frame)
+
+    def feed(self, data: bytes) -> None:
+        if self._skip:
+            n = min(self._skip, len(data))
+            self._skip -= n
+            data = data[n:]
+        buf = self._buf + data
+        pos = 0
+        while pos < len(buf):
+            if self._skip:
+                n = min(self._skip, len(buf) - pos)
+                self._skip -= n
+                pos += n
+                continue
+            if not self._in_frame:
+                if len(buf) - pos < 8:
+                    break
+                magic = int.from_bytes(buf[pos : pos + 4], "little")
+                if 0x184D2A50 <= magic <= 0x184D2A5F:  # skippable frame
+                    self._skip = int.from_bytes(buf[pos + 4 : pos + 8], "little")
+                    pos += 8
+                    self.frames += 1
+                    continue
+                if magic != 0xFD2FB528:
+                    raise zstandard.ZstdError("not a zstd frame")
+                descriptor = buf[pos + 4]
+                single = descriptor >> 5 & 1
+                size_bytes = (0, 2, 4, 8)[descriptor >> 6] or single
+                header = 5 + (not single) + (0, 1, 2, 4)[descriptor & 3] + size_bytes
+                if len(buf) - pos < header:
+                    break
+                pos += header
+                self._in_frame = True
+                self._checksum = 4 * (descriptor >> 2 & 1)
+                continue
+            if len(buf) - pos < 3:
+                break
+            block = int.from_bytes(buf[pos : pos + 3], "little")
+            last, kind, size = block & 1, block >> 1 & 3, block >> 3
+            pos += 3
+            self._skip = 1 if kind == 1 else size  # an RLE block stores one byte
+            if last:
+                self._skip += self._checksum
+                self._in_frame = False
+                self.frames += 1
+        self._buf = buf[pos:]
+
+
+_CODECS: dict[str, Callable[[], _Zlib | _Brotli | _Zstd]] = {
+    "gzip": lambda: _Zlib(gzip=True),
+    "x-gzip": lambda: _Zlib(gzip=True),
+    "deflate": lambda: _Zlib(gzip=False),
+    "br": _Brotli,
+    "zstd": _Zstd,
+}
+_ERRORS = (zlib.error, brotli.error, zstandard.ZstdError, OSError)
+
+
+class ContentDecoder:
+    """Undo an HTTP Content-Encoding as the body arrives; ExtractionError when it cannot."""
+
+    def __init__(self, encoding: str, limits: Limits = Limits()) -> None:  # noqa: B008 - frozen
+        codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        for coding in codings:
+            if coding not in _CODECS:
+                raise ExtractionError(f"unsupported content encoding {coding[:40]!r}")
+        self.name = ", ".join(codings) or "identity"
+        self._stages = [_CODECS[c]() for c in reversed(codings)]  # the last listed was applied last
+        self._limits = limits
+        self.pending = sum(s.pending for s in self._stages)
+        self.consumed = 0  # input bytes
+        self.produced = 0  # output bytes
+
+    def feed(self, data: bytes, emit: Emit) -> None:
+        """Decode `data`, handing the output to `emit` in pieces of at most CHUNK bytes."""
+        self.consumed += len(data)
+        if not self._stages:
+            self._out(data, emit)
+            return
+        with self._failing():
+            self._stages[0].feed(data, self._outputs(emit)[0])
+
+    def close(self, emit: Emit) -> None:
+        """The body ended: flush, and raise ExtractionError if a stream was cut short."""
+        with self._failing():
+            for stage, out in zip(self._stages, self._outputs(emit), strict=True):
+                stage.close(out)
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        try:
+            yield
+        except EOFError:
+            raise ExtractionError(f"the {self.name} body is truncated") from None
+        except _ERRORS as err:
+            raise ExtractionError(
+                f"the {self.name} body is corrupt ({type(err).__name__})"
+            ) from None
+
+    def _outputs(self, emit: Emit) -> list[Emit]:
+        """outs[i] receives stage i's output: the next stage's input, or the caller's."""
+        outs: list[Emit] = []
+        for i in range(len(self._stages)):
+            if i + 1 < len(self._stages):
+                nxt = self._stages[i + 1]
+                outs.append(
+                    lambda data, nxt=nxt, i=i: nxt.feed(data, outs[i + 1]) if data else None
+                )
+            else:
+                outs.append(lambda data: self._out(data, emit))
+        return outs
+
+    def _out(self, data: bytes, emit: Emit) -> None:
+        if not data:
+            return
+        self.produced += len(data)
+        limits = self._limits
+        if self.produced > limits.ratio_floor_bytes and self.produced > limits.max_ratio * max(
+            self.consumed, 1
+        ):
+            raise ExtractionError(
+                f"the {self.name} body expands beyond {limits.max_ratio}:1 "
+                f"(over {size_text(self.produced)} from {size_text(self.consumed)})"
+            )
+        for i in range(0, len(data), CHUNK):
+            emit(data[i : i + CHUNK])

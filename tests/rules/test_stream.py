@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import tracemalloc
+import zlib
 from pathlib import Path
 
+import brotli
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules.engine import Engine
-from rules.stream import BytesStream, TextStream
+from rules.extract.limits import ExtractionError, Limits
+from rules.stream import CHUNK, BytesStream, ContentDecoder, TextStream
 
 CORPUS = Path(__file__).parent.parent / "data" / "corpus" / "text.jsonl"
 KEY = b"stream-test-key-0123456789abcdef"
@@ -101,3 +106,134 @@ def test_memory_stays_bounded_over_a_long_stream():
     assert count > 0
     assert stream.chars == 256 * 65536
     assert peak < 24 * 2**20, f"peak {peak / 2**20:.1f} MiB while streaming 16 Mi characters"
+
+
+def test_safe_offset_is_never_passed_by_a_later_finding():
+    """What is before safe_offset may be let go: no finding reported later starts there."""
+    stream = TextStream(ENGINE, "upload", step=STEP, window=WINDOW)
+    safe = 0
+    for chunk in _split(TEXT, [997, 5003, 64]):
+        for f in stream.feed(chunk):
+            assert f.start >= safe, (f.start, safe)
+        assert stream.safe_offset >= safe  # it only moves forward
+        assert stream.safe_offset <= stream.chars
+        safe = stream.safe_offset
+    for f in stream.close():
+        assert f.start >= safe
+    assert stream.safe_offset == len(TEXT)
+
+
+def test_bytes_stream_counts_only_whole_characters():
+    stream = BytesStream(ENGINE, "body", step=STEP, window=WINDOW)
+    data = "身份证".encode()
+    stream.feed(data[:4])  # one character and a third of the next
+    assert stream.chars == 1
+    stream.feed(data[4:])
+    assert stream.chars == 3
+
+
+# -- Content-Encoding, as the body arrives ---------------------------------------------------
+
+BODY = TEXT.encode()
+
+
+def _compressed() -> dict[str, bytes]:
+    deflater = zlib.compressobj(wbits=-15)
+    return {
+        "gzip": gzip.compress(BODY) + gzip.compress(b"second member") + b"\0" * 8,
+        "deflate": zlib.compress(BODY),
+        "deflate (raw)": deflater.compress(BODY) + deflater.flush(),
+        "br": brotli.compress(BODY),
+        "zstd": zstandard.ZstdCompressor().compress(BODY)
+        + zstandard.ZstdCompressor().compress(b"second frame"),
+        "gzip, br": brotli.compress(gzip.compress(BODY)),
+    }
+
+
+COMPRESSED = _compressed()
+EXTRA = {"gzip": b"second member", "zstd": b"second frame"}
+
+
+def _decode(coding: str, data: bytes, sizes: list[int]) -> list[bytes]:
+    decoder = ContentDecoder(coding.split(" (")[0])
+    out: list[bytes] = []
+    for piece in _split_bytes(data, sizes):
+        decoder.feed(piece, out.append)
+    decoder.close(out.append)
+    return out
+
+
+def _split_bytes(data: bytes, sizes: list[int]) -> list[bytes]:
+    pieces, pos, i = [], 0, 0
+    while pos < len(data):
+        pieces.append(data[pos : pos + sizes[i % len(sizes)]])
+        pos += sizes[i % len(sizes)]
+        i += 1
+    return pieces
+
+
+@pytest.mark.parametrize("coding", COMPRESSED)
+@pytest.mark.parametrize("sizes", [[1], [7, 4096], [65536]], ids=["1", "7-4096", "64k"])
+def test_content_decoder_undoes_each_coding_in_any_chunking(coding, sizes):
+    data = COMPRESSED[coding] if sizes != [1] else COMPRESSED[coding][:20000]
+    if sizes == [1]:  # byte by byte: only check the output is a prefix, then the whole
+        decoder = ContentDecoder(coding.split(" (")[0])
+        out: list[bytes] = []
+        for piece in _split_bytes(data, sizes):
+            decoder.feed(piece, out.append)
+        assert (BODY + EXTRA.get(coding, b"")).startswith(b"".join(out))
+        return
+    out = _decode(coding, data, sizes)
+    assert b"".join(out) == BODY + EXTRA.get(coding, b"")
+    assert max(len(piece) for piece in out) <= CHUNK
+
+
+@pytest.mark.parametrize("coding", COMPRESSED)
+def test_a_truncated_body_is_an_error(coding):
+    with pytest.raises(ExtractionError, match="truncated"):
+        _decode(coding, COMPRESSED[coding][: len(COMPRESSED[coding]) // 2], [4096])
+
+
+@pytest.mark.parametrize(
+    ("coding", "data"),
+    [
+        ("gzip", gzip.compress(b"x") + b"garbage"),
+        ("gzip", gzip.compress(b"x") + b"\0\0\0junk"),
+        ("deflate", zlib.compress(b"x") + b"junk"),
+        ("br", brotli.compress(b"x") + b"junk"),
+        ("zstd", b"not a zstd frame at all"),
+        ("compress", b"x"),
+    ],
+)
+def test_corrupt_trailing_or_unknown_is_an_error(coding, data):
+    with pytest.raises(ExtractionError):
+        _decode(coding, data, [4096])
+
+
+@pytest.mark.parametrize(
+    ("coding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("br", brotli.compress),
+        ("zstd", lambda data: zstandard.ZstdCompressor(level=19).compress(data)),
+    ],
+)
+def test_a_bomb_stops_at_the_ratio_with_bounded_pieces(coding, compress):
+    bomb = compress(b"\0" * (300 * 2**20))
+    decoder = ContentDecoder(coding, Limits())
+    produced = []
+    with pytest.raises(ExtractionError, match="200:1"):
+        for piece in _split_bytes(bomb, [65536]):
+            decoder.feed(piece, lambda data: produced.append(len(data)))
+    assert max(produced) <= CHUNK
+    limits = Limits()
+    bound = max(limits.ratio_floor_bytes, limits.max_ratio * decoder.consumed) + CHUNK
+    assert sum(produced) <= bound < 300 * 2**20  # stopped at the ratio, not at the end
+
+
+def test_identity_passes_bytes_through_without_pending():
+    decoder = ContentDecoder("identity")
+    out: list[bytes] = []
+    decoder.feed(b"abc", out.append)
+    decoder.close(out.append)
+    assert out == [b"abc"] and decoder.pending == 0
