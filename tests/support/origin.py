@@ -9,8 +9,9 @@
         ...                                         # HTTPS
 
 Every request is answered 200 with a small JSON summary (never the body, so a
-response cannot carry PII back past the proxy). Bodies are recorded as
-received on the wire, de-chunked but not decoded (a gzip body stays gzip).
+response cannot carry PII back past the proxy). A request is recorded as soon
+as its head arrives (`complete` once its whole body has); bodies are recorded
+as received on the wire, de-chunked but not decoded (a gzip body stays gzip).
 A request with `Upgrade: websocket` becomes a WebSocket that records each
 client message and echoes it back (wsproto, a mitmproxy dependency).
 
@@ -151,6 +152,7 @@ class Received:
     body: bytes
     connection: int  # index into Origin.connections
     host: str = ""  # the Host header
+    complete: bool = False  # the whole body arrived (False: the head, and maybe part of it)
     ws_messages: list[str | bytes] = field(default_factory=list)  # for a WebSocket upgrade
 
     def header(self, name: str) -> str | None:
@@ -201,20 +203,32 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # quiet
         pass
 
-    def _body(self) -> bytes:
+    def _read_body(self, received: Received) -> None:
+        """The body into `received.body` as it arrives (de-chunked); `complete` at its end."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            out = bytearray()
             while True:
                 size_line = self.rfile.readline()
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                if not size_line:
+                    return  # the connection closed mid-body
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
-                    return bytes(out)
-                out += self.rfile.read(size)
+                    break
+                chunk = self.rfile.read(size)
+                with self.server.origin.lock:
+                    received.body += chunk
+                if len(chunk) < size:
+                    return
                 self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            with self.server.origin.lock:
+                received.body = body
+            if len(body) < length:
+                return
+        received.complete = True
 
     def _handle(self) -> None:
         origin = self.server.origin
@@ -225,11 +239,15 @@ class _Handler(BaseHTTPRequestHandler):
             method=self.command,
             path=self.path,
             headers=list(self.headers.items()),
-            body=self._body(),
+            body=b"",
             connection=self.conn_index,
             host=self.headers.get("Host", ""),
         )
-        origin._add(received)
+        origin._add(received)  # recorded as soon as the head arrived
+        self._read_body(received)
+        if not received.complete:
+            self.close_connection = True
+            return
         reply = json.dumps(
             {"origin": origin.name, "method": received.method, "bytes": len(received.body)}
         ).encode()
@@ -251,6 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=b"",
             connection=self.conn_index,
             host=self.headers.get("Host", ""),
+            complete=True,
         )
         origin._add(received)
         key = self.headers["Sec-WebSocket-Key"]
@@ -418,7 +437,8 @@ class WebSocketClient:
         self.sock.sendall(self.ws.send(msg))
 
     def receive(self, timeout: float = 5.0) -> str | bytes | None:
-        """The next message, or None when the connection closed (or nothing came in time)."""
+        """The next message, or None when the connection closed; TimeoutError if neither
+        happens within `timeout`."""
         self.sock.settimeout(timeout)
         parts: list = []
         while True:
@@ -432,6 +452,8 @@ class WebSocketClient:
                     return None
             try:
                 data = self.sock.recv(65536)
+            except TimeoutError:
+                raise
             except OSError:
                 return None
             if not data:
