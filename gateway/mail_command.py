@@ -3,7 +3,7 @@
     queue [--json]                          what waits for delivery, and why
     flush                                   retry the whole queue now
     quarantine list [--json]                messages held for review
-    quarantine show ID [--json]             who, to whom, which rule, findings (masked)
+    quarantine show ID [--json|--raw]       who, to whom, rule, masked findings; --raw: the message
     quarantine release ID [--note TEXT]     deliver the held groups
     quarantine reject ID [--note TEXT]      refuse them: the sender gets a DSN
 
@@ -82,6 +82,7 @@ def _build(parser: argparse.ArgumentParser) -> None:
     p = qa.add_parser("show", parents=[common], help="one held message, findings masked")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--raw", action="store_true", help="write the message itself to stdout")
     p.set_defaults(func=_q_show)
     for name, decision, text in (
         ("release", RELEASE, "deliver the held recipients"),
@@ -276,21 +277,23 @@ def _summary(name: str, meta: dict) -> dict:
 @_run
 def _q_show(args: argparse.Namespace, spool: Spool) -> int:
     meta = spool.read_meta(args.id, QUARANTINE) if valid_name(args.id) else None
-    if meta is None:
+    raw = spool.read_message(args.id, QUARANTINE) if meta is not None else None
+    if meta is None or raw is None:
         return _not_held(args.id)
+    if args.raw:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.flush()
+        return EXIT_OK
     row = _summary(args.id, meta)
-    row["parts"] = _parts(Path(meta["path"]) / "message.eml")
-    row["message_file"] = str(Path(meta["path"]) / "message.eml")
+    row["parts"] = _parts(raw)
     if args.json:
         print(json.dumps(row, ensure_ascii=False, indent=2))
         return EXIT_OK
     print(f"quarantined message {row['id']}")
     print(f"  received     {_local(row['received'])}  held since {_local(row['quarantined'])}")
     print(f"  sender       {row['sender'] or '<>'}")
-    print(
-        f"  from         {row['source_ip'] or '?'}"
-        + (f" (user {row['user']})" if row["user"] else "")
-    )
+    user = f" (user {row['user']})" if row["user"] else ""
+    print(f"  from         {row['source_ip'] or '?'}{user}")
     print(f"  size         {row['size']} bytes")
     for g in row["groups"]:
         print(f"  held for     {', '.join(g['recipients'])}")
@@ -305,28 +308,24 @@ def _q_show(args: argparse.Namespace, spool: Spool) -> int:
     for p in row["parts"]:
         name = f" {p['filename']}" if p["filename"] else ""
         print(f"    {p['type']}{name} ({p['size']} bytes)")
-    print(f"  message file {row['message_file']} (unmasked content: handle with care)")
+    print(f"the message itself (unmasked: handle with care): add --raw > {row['id']}.eml")
     print(f"release: leakguard mail quarantine release {row['id']}")
     print(f"reject:  leakguard mail quarantine reject {row['id']} --note 'why'")
     return EXIT_OK
 
 
-def _parts(path: Path) -> list[dict]:
+def _parts(raw: bytes) -> list[dict]:
     """The MIME structure: content types, attachment names and sizes (no content)."""
-    try:
-        with open(path, "rb") as f:
-            msg = email.message_from_binary_file(f, policy=email.policy.default)
-    except OSError:
-        return []
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
     out = []
     for part in msg.walk():
         if part.is_multipart():
             continue
-        payload = part.get_payload(decode=True) or b""
         try:
+            payload = part.get_payload(decode=True) or b""
             filename = part.get_filename() or ""
-        except Exception:  # a broken header must not stop the review
-            filename = "?"
+        except Exception:  # a broken part must not stop the review
+            payload, filename = b"", "?"
         out.append({"type": part.get_content_type(), "filename": filename, "size": len(payload)})
     return out
 

@@ -95,16 +95,24 @@ class Connection:
         self.upstream = upstream
         self.smtp: aiosmtplib.SMTP | None = None
         self.last_used = 0.0
+        self._context: ssl.SSLContext | None = None
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    def _tls_context(self) -> ssl.SSLContext | None:
         up = self.upstream
-        start_tls = {"required": True, "none": False}.get(up.tls)
-        context = None
-        if up.tls != "none":
+        if up.tls == "none":
+            return None
+        if self._context is None:  # loading the trust store costs tens of ms: once
             context = ssl.create_default_context(cafile=str(up.cafile) if up.cafile else None)
             if not up.verify:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
+            self._context = context
+        return self._context
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        up = self.upstream
+        start_tls = {"required": True, "none": False}.get(up.tls)
+        context = self._tls_context()
         smtp = aiosmtplib.SMTP(
             hostname=up.host,
             port=up.port,
@@ -336,8 +344,9 @@ class Deliverer:
                 await asyncio.to_thread(self.spool.save_state, entry, state)
             dirty = False
 
-        # 1. the security team's decision
+        # 1. the security team's decision (the quarantine copy a crash may have left goes)
         if entry.decision and DECISION_EVENT not in done:
+            await asyncio.to_thread(self.spool.drop_quarantined, entry)
             kind = "release" if entry.decision["decision"] == RELEASE else "reject"
             for d in deliveries:
                 self._event(

@@ -1,31 +1,35 @@
 """The durable spool: nothing the relay answered 250 for is lost, whatever is killed when.
 
     <state>/spool/                 0700
-        tmp/<id>/                  being written; discarded at start (never acknowledged)
-        queue/<id>/                accepted, waiting for (more) delivery
-            message.eml            the bytes as received
-            meta.json              envelope, MAIL options, the Plan (bodies by file name)
-            d<i>-message.eml       a group's transformed message (masked / encrypted)
-            n<j>-message.eml       a notice the judge asked for (e.g. a zip password)
-            state.json             delivery progress, when there is any
-        queue/<id>.released/       a quarantined message the security team released …
-        queue/<id>.rejected/       … or rejected (a DSN to the sender is still to go)
-        quarantine/<id>/           the quarantined groups of a message, held for review
-            decision.json          release/reject decided, being moved into queue/
+        tmp/                       files being written; emptied at start (never acknowledged)
+        queue/<id>                 an accepted message waiting for (more) delivery
+        queue/<id>.state           its delivery progress, once there is any
+        queue/<id>.released        a quarantined message the security team released …
+        queue/<id>.rejected        … or rejected (a DSN to the sender is still to go)
+        quarantine/<id>            the quarantined groups of a message, held for review
         corrupt/                   entries that cannot be read, set aside (never deleted)
         flush.request              `leakguard mail flush`: retry everything now
         admin.lock                 serialises `leakguard mail` commands
 
-An entry is written whole in tmp/ (every file fsync'ed, then the directory),
-renamed into queue/ (atomic: an entry is there whole or not at all) and
-queue/ is fsync'ed; only then does the handler answer 250. Progress is
-state.json replaced atomically, so a restart never redelivers a finished
-group. Removing an entry is a rename into tmp/ followed by deletion.
+An entry is ONE file: a header line, the metadata as JSON (envelope, MAIL
+options, the Plan with its message bodies named), then the bytes — the
+message as received and each transformed body or notice. It is written in
+tmp/, fsync'ed, renamed into queue/ (atomic: whole or absent) and queue/
+is fsync'ed; only then does the handler answer 250. One file, not a
+directory of files, because on this kind of disk every mkdir/rmdir and
+extra create costs more than the whole rest of a message; the directory
+fsync is shared by messages committed at the same moment (group commit).
 
-Quarantine decisions work on the spool directory, so they are safe while the
-relay runs: decision.json is written into the entry first, then the entry is
-renamed into queue/. A crash between the two is finished by the next command
-or the relay's start (`finish_decisions`).
+Progress is `<id>.state`, replaced atomically, so a restart never redelivers
+a finished group. Removing an entry unlinks the entry first, then its state
+(a stray state without its entry is swept at start).
+
+Quarantine decisions work on the spool directory, so they are safe beside
+the running relay: the decided entry is written to queue/<id>.released (or
+.rejected) with the decision inside, then quarantine/<id> is unlinked. A
+crash between the two leaves both; the queue copy wins (the relay and the
+next command remove the stale quarantine file), so a message is never both
+held and released.
 """
 
 from __future__ import annotations
@@ -33,13 +37,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
-import errno
 import fcntl
+import io
+import itertools
 import json
 import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,12 +55,15 @@ from mailrelay.plan import Delivery, Envelope, Notice, Outcome, Plan
 
 SPOOL_DIR = "spool"
 TMP, QUEUE, QUARANTINE, CORRUPT = "tmp", "queue", "quarantine", "corrupt"
-MESSAGE, META, STATE, DECISION = "message.eml", "meta.json", "state.json", "decision.json"
+STATE_SUFFIX = ".state"
 FLUSH_REQUEST = "flush.request"
 ADMIN_LOCK = "admin.lock"
+MAGIC = b"LGSPOOL1\n"
+MESSAGE = "message"  # the part holding the bytes as received
 FORMAT = 1
 RELEASE, REJECT = "release", "reject"
 DECIDED_SUFFIX = {RELEASE: ".released", REJECT: ".rejected"}
+MAX_META = 64 * 2**20
 
 _NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]*(\.(released|rejected))?")
 
@@ -78,7 +87,7 @@ def valid_name(name: str) -> bool:
 class Entry:
     """One spooled message as the delivery side sees it."""
 
-    name: str  # directory name in its area (the message id, maybe with .released/.rejected)
+    name: str  # file name in its area (the message id, maybe with .released/.rejected)
     area: str
     path: Path
     envelope: Envelope
@@ -89,10 +98,42 @@ class Entry:
     origin: str = "accepted"  # accepted | quarantined
     state: dict = field(default_factory=dict)
     decision: dict | None = None  # {"decision": release|reject, "by", "at", "note"}
+    meta: dict = field(default_factory=dict, repr=False)
 
     @property
     def message_id(self) -> str:
         return self.envelope.message_id or self.name
+
+
+class GroupSync:
+    """fsync of one directory, shared: a caller returns once a sync that began after its
+    call has finished, and callers arriving while one runs share the next one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cond = threading.Condition()
+        self._requested = 0
+        self._done = 0
+        self._running = False
+
+    def sync(self) -> None:
+        with self._cond:
+            self._requested += 1
+            mine = self._requested
+            while self._done < mine:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running = True
+                target = self._requested
+                self._cond.release()
+                try:
+                    fsync_dir(self.path)
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._cond.notify_all()
+                self._done = max(self._done, target)
 
 
 class Spool:
@@ -102,6 +143,7 @@ class Spool:
             path = self.root / sub
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
+        self._sync = {area: GroupSync(self.root / area) for area in (QUEUE, QUARANTINE)}
 
     # -- accepting ----------------------------------------------------------------------
 
@@ -116,37 +158,34 @@ class Spool:
     ) -> Entry:
         """Write the message durably into queue/; return only once it is on disk."""
         name = envelope.message_id
-        if not valid_name(name):
+        if not valid_name(name) or "." in name:
             raise SpoolError(f"{name!r} is not a spool name")
         received = time.time() if received is None else received
         meta, files = _meta(envelope, plan, mail_options, received, origin="accepted")
-        self._commit(name, QUEUE, {MESSAGE: raw, **files, META: _json(meta)})
+        self._commit(name, QUEUE, meta, raw, files)
         return Entry(
-            name, QUEUE, self.root / QUEUE / name, envelope, plan, raw, received, mail_options
+            name,
+            QUEUE,
+            self.root / QUEUE / name,
+            envelope,
+            plan,
+            raw,
+            received,
+            mail_options,
+            meta=meta,
         )
 
-    def _commit(self, name: str, area: str, files: dict[str, bytes | Path]) -> None:
-        """tmp/<name>.<rand>/ written and fsync'ed, renamed to <area>/<name>, <area> fsync'ed.
-
-        A Path value is hard-linked (the quarantine shares the accepted bytes).
-        """
-        staging = self.root / TMP / f"{name}.{secrets.token_hex(3)}"
-        os.mkdir(staging, 0o700)
+    def _commit(self, name: str, area: str, meta: dict, raw: bytes, files: dict) -> None:
+        """tmp/ file written and fsync'ed, renamed to <area>/<name>, <area> fsync'ed."""
+        staging = self.root / TMP / f"{name}.{_tag()}"
         try:
-            for fname, data in files.items():
-                if isinstance(data, Path):
-                    try:
-                        os.link(data, staging / fname)
-                    except OSError:
-                        _write_new(staging / fname, data.read_bytes())
-                else:
-                    _write_new(staging / fname, data)
-            fsync_dir(staging)
+            _write_new(staging, _pack(meta, raw, files))
             os.rename(staging, self.root / area / name)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staging)
             raise
-        fsync_dir(self.root / area)
+        self._sync[area].sync()
 
     # -- reading ------------------------------------------------------------------------
 
@@ -158,19 +197,20 @@ class Spool:
 
     def load(self, name: str, area: str = QUEUE) -> Entry | None:
         """The entry, or None when it is gone (delivered, released, or never there)."""
+        if not valid_name(name):
+            return None
         path = self.root / area / name
         try:
-            meta = json.loads((path / META).read_bytes())
-            raw = (path / MESSAGE).read_bytes()
-            envelope, plan, options, received, origin = _from_meta(meta, path)
+            data = path.read_bytes()
         except FileNotFoundError:
-            if not path.exists():
-                return None
-            self.set_aside(name, area)
             return None
+        try:
+            meta, raw, files = _unpack(data)
+            envelope, plan, options, received, origin = _from_meta(meta, files)
         except (ValueError, KeyError, TypeError):
             self.set_aside(name, area)
             return None
+        state = read_json(path.with_name(name + STATE_SUFFIX)) if area == QUEUE else None
         return Entry(
             name,
             area,
@@ -181,26 +221,32 @@ class Spool:
             received,
             options,
             origin,
-            read_json(path / STATE) or {},
-            read_json(path / DECISION),
+            state or {},
+            meta.get("decision"),
+            meta,
         )
 
     def read_meta(self, name: str, area: str = QUEUE) -> dict | None:
-        """meta.json with state/decision/size beside it, without reading bodies (for listings)."""
+        """The metadata with `state`, `size` (of the message) beside it, for listings."""
         if not valid_name(name):
             return None
         path = self.root / area / name
-        meta = read_json(path / META)
-        if meta is None:
-            return None
-        meta["state"] = read_json(path / STATE) or {}
-        meta["decision"] = read_json(path / DECISION)
         try:
-            meta["size"] = (path / MESSAGE).stat().st_size
-        except FileNotFoundError:
-            meta["size"] = 0
-        meta["path"] = str(path)
+            with open(path, "rb") as f:
+                meta = _read_header(f)
+        except (FileNotFoundError, ValueError):
+            return None
+        meta["state"] = (
+            (read_json(path.with_name(name + STATE_SUFFIX)) or {}) if area == QUEUE else {}
+        )
+        meta.setdefault("decision", None)
+        meta["size"] = dict(meta.get("parts", ())).get(MESSAGE, 0)
         return meta
+
+    def read_message(self, name: str, area: str = QUARANTINE) -> bytes | None:
+        """The message as received (for review), or None."""
+        entry = self.load(name, area) if valid_name(name) else None
+        return entry.raw if entry else None
 
     def set_aside(self, name: str, area: str) -> Path | None:
         """An unreadable entry goes to corrupt/, never deleted: someone must look at it."""
@@ -214,22 +260,20 @@ class Spool:
     # -- progress and removal -----------------------------------------------------------
 
     def save_state(self, entry: Entry, state: dict) -> None:
-        replace_file(entry.path / STATE, _json(state))
+        replace_file(entry.path.with_name(entry.name + STATE_SUFFIX), _json(state))
         entry.state = state
 
     def remove(self, entry: Entry) -> None:
-        """Done: rename out of the queue (atomic), then delete."""
-        gone = self.root / TMP / f"{entry.name}.done-{secrets.token_hex(3)}"
-        try:
-            os.rename(entry.path, gone)
-        except FileNotFoundError:
-            return
-        shutil.rmtree(gone, ignore_errors=True)
+        """Done: the entry first, then its progress (a stray state is swept at start)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path.with_name(entry.name + STATE_SUFFIX))
 
     # -- quarantine ---------------------------------------------------------------------
 
     def quarantine(self, entry: Entry, indexes: list[int], *, now: float | None = None) -> str:
-        """Copy the groups at `indexes` into quarantine/<message id> (idempotent)."""
+        """Write the groups at `indexes` into quarantine/<message id> (idempotent)."""
         name = entry.message_id
         if (self.root / QUARANTINE / name).exists():
             return name
@@ -238,15 +282,14 @@ class Spool:
             entry.envelope, plan, entry.mail_options, entry.received, origin="quarantined"
         )
         meta["quarantined"] = time.time() if now is None else now
-        try:
-            self._commit(
-                name, QUARANTINE, {MESSAGE: entry.path / MESSAGE, **files, META: _json(meta)}
-            )
-        except OSError as err:
-            if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                return name
-            raise
+        self._commit(name, QUARANTINE, meta, entry.raw, files)
         return name
+
+    def drop_quarantined(self, entry: Entry) -> None:
+        """A decided entry is in the queue: its quarantine copy, if a crash left one, goes."""
+        if entry.decision:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.root / QUARANTINE / entry.message_id)
 
     def _same_owner(self, path: Path) -> None:
         """Files an admin command (maybe root) creates must stay readable by the relay's user."""
@@ -276,56 +319,60 @@ class Spool:
         if not valid_name(name) or "." in name:
             raise KeyError(name)
         with self.admin_lock():
+            self.finish_decisions(locked=True)
             path = self.root / QUARANTINE / name
-            if not (path / META).exists():
-                raise KeyError(name)
-            if not (path / DECISION).exists():
-                record = {"decision": decision, "by": by, "at": time.time(), "note": note}
-                replace_file(path / DECISION, _json(record))
-                self._same_owner(path / DECISION)
-            return self._finish_decision(name)
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise KeyError(name) from None
+            meta, raw, files = _unpack(data)
+            meta["decision"] = {"decision": decision, "by": by, "at": time.time(), "note": note}
+            target = name + DECIDED_SUFFIX[decision]
+            self._commit(target, QUEUE, meta, raw, files)
+            self._same_owner(self.root / QUEUE / target)
+            os.unlink(path)
+            self._sync[QUARANTINE].sync()
+            return target
 
-    def finish_decisions(self) -> list[str]:
-        """Move decided quarantine entries left behind by a crash into the queue."""
+    def finish_decisions(self, *, locked: bool = False) -> list[str]:
+        """Quarantine files whose decided copy is already in the queue (a crash between
+        the two steps) are removed; returns their names."""
+        lock = contextlib.nullcontext() if locked else self.admin_lock()
         done = []
-        with self.admin_lock():
+        with lock:
+            queued = set(self.names(QUEUE))
             for name in self.names(QUARANTINE):
-                if (self.root / QUARANTINE / name / DECISION).exists():
-                    with contextlib.suppress(FileNotFoundError, KeyError):
-                        done.append(self._finish_decision(name))
+                if any(name + suffix in queued for suffix in DECIDED_SUFFIX.values()):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.root / QUARANTINE / name)
+                    done.append(name)
         return done
-
-    def _finish_decision(self, name: str) -> str:
-        path = self.root / QUARANTINE / name
-        record = read_json(path / DECISION)
-        if not record or record.get("decision") not in DECIDED_SUFFIX:
-            raise KeyError(name)
-        target = name + DECIDED_SUFFIX[record["decision"]]
-        os.rename(path, self.root / QUEUE / target)
-        fsync_dir(self.root / QUEUE)
-        fsync_dir(self.root / QUARANTINE)
-        return target
 
     # -- start-up and flush -------------------------------------------------------------
 
     def recover(self) -> list[str]:
-        """At start: discard half-written entries, finish decisions, list the queue."""
+        """At start: discard half-written files, finish decisions, sweep strays, list the queue."""
         for leftover in os.listdir(self.root / TMP):
             path = self.root / TMP / leftover
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+                path.unlink()
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
         self.finish_decisions()
-        for area in (QUEUE, QUARANTINE):
-            for name in os.listdir(self.root / area):
-                path = self.root / area / name
-                if not valid_name(name) or not (path / META).exists():
-                    self.set_aside(name, area)
-                else:  # a crash while replacing state.json leaves its temp file behind
-                    for junk in path.glob(".*.tmp-*"):
-                        junk.unlink(missing_ok=True)
+        queued = set(self.names(QUEUE))
+        for name in os.listdir(self.root / QUEUE):
+            path = self.root / QUEUE / name
+            if name.endswith(STATE_SUFFIX) and name[: -len(STATE_SUFFIX)] in queued:
+                continue
+            if valid_name(name) and path.is_file():
+                continue
+            if name.startswith(".") or name.endswith(STATE_SUFFIX):
+                path.unlink(missing_ok=True)  # a half-replaced state, or one without entry
+            else:
+                self.set_aside(name, QUEUE)
+        for name in os.listdir(self.root / QUARANTINE):
+            if not valid_name(name) or not (self.root / QUARANTINE / name).is_file():
+                self.set_aside(name, QUARANTINE)
         return self.names(QUEUE)
 
     def request_flush(self) -> None:
@@ -420,7 +467,7 @@ def _meta(
     return meta, files
 
 
-def _from_meta(meta: dict, path: Path):
+def _from_meta(meta: dict, files: dict[str, bytes]):
     if meta.get("format") != FORMAT:
         raise ValueError(f"unknown spool format {meta.get('format')!r}")
     env = meta["envelope"]
@@ -428,7 +475,7 @@ def _from_meta(meta: dict, path: Path):
     envelope = Envelope(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in env.items() if k in names}
     )
-    plan = plan_from_dict(meta["plan"], lambda name: (path / name).read_bytes())
+    plan = plan_from_dict(meta["plan"], files.__getitem__)
     return (
         envelope,
         plan,
@@ -438,7 +485,51 @@ def _from_meta(meta: dict, path: Path):
     )
 
 
+# -- the entry file ------------------------------------------------------------------------
+
+
+def _pack(meta: dict, raw: bytes, files: dict[str, bytes]) -> list[bytes]:
+    """MAGIC, the metadata's length, the metadata (naming each part's length), the parts."""
+    parts = [(MESSAGE, raw), *files.items()]
+    meta = {**meta, "parts": [[name, len(data)] for name, data in parts]}
+    header = _json(meta)
+    return [MAGIC, b"%d\n" % len(header), header, *(data for _, data in parts)]
+
+
+def _read_header(f) -> dict:
+    if f.read(len(MAGIC)) != MAGIC:
+        raise ValueError("not a spool entry")
+    size = f.readline(24)
+    if not size.endswith(b"\n") or not size[:-1].isdigit() or int(size) > MAX_META:
+        raise ValueError("bad header length")
+    meta = json.loads(f.read(int(size)))
+    if not isinstance(meta, dict):
+        raise ValueError("bad metadata")
+    return meta
+
+
+def _unpack(data: bytes) -> tuple[dict, bytes, dict[str, bytes]]:
+    f = io.BytesIO(data)
+    meta = _read_header(f)
+    offset = f.tell()
+    files: dict[str, bytes] = {}
+    for name, length in meta["parts"]:
+        if offset + length > len(data):
+            raise ValueError("truncated entry")
+        files[name] = data[offset : offset + length]
+        offset += length
+    raw = files.pop(MESSAGE)
+    return meta, raw, files
+
+
 # -- files ---------------------------------------------------------------------------------
+
+_tags = itertools.count()
+
+
+def _tag() -> str:
+    """A name part unique within this process (temp names need no randomness)."""
+    return f"{os.getpid()}-{next(_tags)}"
 
 
 def _json(data: dict) -> bytes:
@@ -455,12 +546,17 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def _write_new(path: Path, data: bytes) -> None:
+def _write_new(path: Path, data: bytes | list[bytes]) -> None:
+    """Create `path` (0600), write all of `data`, fsync."""
+    chunks = [data] if isinstance(data, bytes) else data
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        written = os.writev(fd, chunks)
+        total = sum(map(len, chunks))
+        if written < total:  # rare (signals, huge writes): finish chunk by chunk
+            rest = memoryview(b"".join(chunks))[written:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -468,7 +564,7 @@ def _write_new(path: Path, data: bytes) -> None:
 
 def replace_file(path: Path, data: bytes) -> None:
     """Write beside `path`, fsync, rename over it, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(3)}")
+    tmp = path.with_name(f".{path.name}.tmp-{_tag()}")
     try:
         _write_new(tmp, data)
         os.replace(tmp, path)

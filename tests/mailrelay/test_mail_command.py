@@ -117,8 +117,12 @@ def test_quarantine_list_and_show(capsys, state, start, sink):
     code, out, _ = run(capsys, "quarantine", "show", message_id, "--state-dir", str(state))
     assert code == 0
     assert "110105********002X" in out and "hold-for-review" in out
-    assert "text/csv debts.csv" in out and "message file" in out
+    assert "text/csv debts.csv" in out and "--raw" in out
     assert RAW_ID not in out  # content is never printed, only its shape
+
+    code = mail_command.main(["quarantine", "show", message_id, "--raw", "--state-dir", str(state)])
+    raw = capsys.readouterr().out
+    assert code == 0 and raw.startswith("Received: from c ") and RAW_ID in raw
 
     code, out, _ = run(
         capsys, "quarantine", "show", message_id, "--json", "--state-dir", str(state)

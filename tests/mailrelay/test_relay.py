@@ -19,7 +19,7 @@ from audit.events import EVENT_FIELDS
 from mailrelay import handler as replies
 from mailrelay.plan import Delivery, Envelope, Notice, Outcome, Plan
 from mailrelay.server import RelaySettings
-from mailrelay.spool import QUARANTINE, QUEUE, STATE, TMP, Spool, new_message_id
+from mailrelay.spool import QUARANTINE, QUEUE, STATE_SUFFIX, TMP, Spool, new_message_id
 from tests.support.smtp import (
     FINDING,
     RAW_ID,
@@ -270,7 +270,7 @@ def test_sink_down_queued_retried_and_delivered_when_it_returns(start, sink):
         what="two failed attempts per message",
     )
     assert len(spool_of(relay).names(QUEUE)) == 3
-    state = json.loads(next((spool_of(relay).root / QUEUE).glob(f"*/{STATE}")).read_text())
+    state = json.loads(next((spool_of(relay).root / QUEUE).glob(f"*{STATE_SUFFIX}")).read_text())
     assert state["attempts"] >= 1 and state["last_error"]
     sink.start()
     sink.wait_for(3)
@@ -354,9 +354,8 @@ def test_the_spool_is_recovered_at_start(tmp_path, start, sink):
     spool = Spool(tmp_path / "state" / "spool")
     env = Envelope(SENDER, (COURT,), "127.0.0.1", "", new_message_id())
     spool.store(message("r"), env, deliver_all(b"", env))
-    half = spool.root / TMP / "20260101T000000000-0badf00d.x"
-    half.mkdir()
-    (half / "message.eml").write_bytes(message("never-acknowledged"))
+    half = spool.root / TMP / "20260101T000000000-0badf00d.1-1"
+    half.write_bytes(message("never-acknowledged"))
     relay = start()
     (got,) = sink.wait_for(1)
     assert got.data == message("r")

@@ -11,16 +11,16 @@ import pytest
 from mailrelay.plan import Delivery, Envelope, Notice, Outcome, Plan
 from mailrelay.spool import (
     CORRUPT,
-    DECISION,
-    MESSAGE,
-    META,
+    MAGIC,
     QUARANTINE,
     QUEUE,
     REJECT,
     RELEASE,
-    STATE,
+    STATE_SUFFIX,
     TMP,
+    GroupSync,
     Spool,
+    _pack,
     new_message_id,
     plan_from_dict,
     plan_to_dict,
@@ -76,9 +76,12 @@ def test_store_and_load(spool: Spool):
     assert loaded.mail_options == ("BODY=8BITMIME",)
     assert loaded.received == 1000.0 and loaded.state == {} and loaded.decision is None
     assert os.listdir(spool.root / TMP) == []
-    for name in os.listdir(entry.path):
-        assert stat.S_IMODE(os.stat(entry.path / name).st_mode) == 0o600
+    assert os.listdir(spool.root / QUEUE) == [env.message_id]  # one file per message
+    assert entry.path.read_bytes().startswith(MAGIC)
+    assert stat.S_IMODE(os.stat(entry.path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(spool.root).st_mode) == 0o700
+    meta = spool.read_meta(env.message_id)
+    assert meta["size"] == len(RAW) and meta["envelope"]["rcpt_tos"] == list(env.rcpt_tos)
 
 
 def test_addresses_that_are_not_utf8_survive(spool: Spool):
@@ -91,36 +94,51 @@ def test_addresses_that_are_not_utf8_survive(spool: Spool):
 def test_state_is_replaced_atomically(spool: Spool):
     entry = spool.store(RAW, envelope(), plan_with_everything())
     spool.save_state(entry, {"attempts": 1, "done": ["x"]})
-    assert spool.load(entry.name).state == {"attempts": 1, "done": ["x"]}
-    assert [p.name for p in entry.path.iterdir() if p.name.startswith(".")] == []
+    spool.save_state(entry, {"attempts": 2, "done": ["x"]})
+    assert spool.load(entry.name).state == {"attempts": 2, "done": ["x"]}
+    assert sorted(os.listdir(spool.root / QUEUE)) == [entry.name, entry.name + STATE_SUFFIX]
+    assert spool.names() == [entry.name]
 
 
 def test_remove(spool: Spool):
     entry = spool.store(RAW, envelope(), plan_with_everything())
+    spool.save_state(entry, {"done": []})
     spool.remove(entry)
-    assert spool.names() == [] and spool.load(entry.name) is None
+    assert os.listdir(spool.root / QUEUE) == [] and spool.load(entry.name) is None
     spool.remove(entry)  # twice is harmless
 
 
 def test_recover_discards_what_was_never_acknowledged(spool: Spool):
     kept = spool.store(RAW, envelope(), plan_with_everything())
-    half = spool.root / TMP / "20260101T000000000-deadbeef.abc123"
-    half.mkdir()
-    (half / MESSAGE).write_bytes(b"half a mess")
-    (spool.root / TMP / "stray").write_bytes(b"")
-    (kept.path / ".state.json.tmp-abc").write_bytes(b"{")
+    spool.save_state(kept, {"done": []})
+    (spool.root / TMP / "20260101T000000000-deadbeef.1-1").write_bytes(b"half a mess")
+    half_dir = spool.root / TMP / "old-layout"
+    half_dir.mkdir()
+    (half_dir / "x").write_bytes(b"")
+    queue = spool.root / QUEUE
+    (queue / f".{kept.name}.state.tmp-1-2").write_bytes(b"{")  # a state being replaced
+    (queue / "20260101T000000000-gone.state").write_bytes(b"{}")  # its entry was removed
     assert spool.recover() == [kept.name]
     assert os.listdir(spool.root / TMP) == []
-    assert not (kept.path / ".state.json.tmp-abc").exists()
+    assert sorted(os.listdir(queue)) == [kept.name, kept.name + STATE_SUFFIX]
 
 
-def test_unreadable_entries_are_set_aside_not_deleted(spool: Spool):
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: b"{not an entry", id="garbage"),
+        pytest.param(lambda data: data[:-5], id="truncated"),
+        pytest.param(lambda data: data.replace(b'"format": 1', b'"format": 9'), id="format"),
+    ],
+)
+def test_unreadable_entries_are_set_aside_not_deleted(spool: Spool, damage):
     entry = spool.store(RAW, envelope(), plan_with_everything())
-    (entry.path / META).write_bytes(b"{not json")
+    broken = damage(entry.path.read_bytes())
+    entry.path.write_bytes(broken)
     assert spool.load(entry.name) is None
     assert spool.names() == []
     (aside,) = os.listdir(spool.root / CORRUPT)
-    assert (spool.root / CORRUPT / aside / MESSAGE).read_bytes() == RAW
+    assert (spool.root / CORRUPT / aside).read_bytes() == broken
 
 
 def test_quarantine_copies_only_the_held_groups_and_is_idempotent(spool: Spool):
@@ -133,8 +151,8 @@ def test_quarantine_copies_only_the_held_groups_and_is_idempotent(spool: Spool):
     assert held.raw == RAW and held.origin == "quarantined"
     assert [d.recipients for d in held.plan.deliveries] == [("h@hold.example",)]
     assert held.plan.notices == ()
-    # the bytes are shared, not copied
-    assert os.stat(held.path / MESSAGE).st_ino == os.stat(entry.path / MESSAGE).st_ino
+    assert spool.read_message(name) == RAW
+    assert spool.read_meta(name, QUARANTINE)["quarantined"] > 0
 
 
 @pytest.mark.parametrize("decision,suffix", [(RELEASE, ".released"), (REJECT, ".rejected")])
@@ -147,6 +165,7 @@ def test_decide_moves_the_entry_into_the_queue(spool: Spool, decision, suffix):
     assert spool.names(QUARANTINE) == [] and spool.names(QUEUE) == [target]
     moved = spool.load(target)
     assert moved.decision["decision"] == decision and moved.decision["by"] == "sec"
+    assert moved.raw == RAW and moved.envelope.message_id == name
     with pytest.raises(KeyError):
         spool.decide(name, decision, by="sec")
 
@@ -161,12 +180,36 @@ def test_a_decision_interrupted_by_a_crash_is_finished_at_start(spool: Spool):
     entry = spool.store(RAW, envelope(), plan_with_everything())
     name = spool.quarantine(entry, [2])
     spool.remove(entry)
-    # the command wrote its decision and died before the rename
-    (spool.root / QUARANTINE / name / DECISION).write_text(
-        json.dumps({"decision": "release", "by": "sec", "at": 1.0, "note": ""})
-    )
+    spool.decide(name, RELEASE, by="sec")
+    # as if the command died after writing the queue copy, before unlinking the held one
+    held = spool.root / QUARANTINE / name
+    held.write_bytes(b"".join(_pack({"format": 1}, RAW, {})))
     assert spool.recover() == [name + ".released"]
     assert spool.names(QUARANTINE) == []
+    # and the relay drops it too, should it still be there when it delivers
+    held.write_bytes(b"x")
+    spool.drop_quarantined(spool.load(name + ".released"))
+    assert not held.exists()
+
+
+def test_group_sync_shares_one_fsync_among_concurrent_callers(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    calls = []
+
+    def slow_fsync(path):
+        calls.append(path)
+        time.sleep(0.05)
+
+    monkeypatch.setattr("mailrelay.spool.fsync_dir", slow_fsync)
+    sync = GroupSync(tmp_path)
+    threads = [threading.Thread(target=sync.sync) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 <= len(calls) <= 3  # not 20
 
 
 def test_flush_request(spool: Spool):
@@ -180,10 +223,3 @@ def test_flush_request(spool: Spool):
 def test_message_ids_sort_by_arrival_and_are_unique():
     ids = [new_message_id(1_800_000_000 + i / 1000) for i in range(50)]
     assert ids == sorted(ids) and len(set(ids)) == 50
-
-
-def test_state_file_is_the_only_thing_written_for_progress(spool: Spool):
-    entry = spool.store(RAW, envelope(), plan_with_everything())
-    before = set(os.listdir(entry.path))
-    spool.save_state(entry, {"done": []})
-    assert set(os.listdir(entry.path)) == before | {STATE}
