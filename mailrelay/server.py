@@ -113,6 +113,13 @@ class Relay:
     async def start(self) -> None:
         s = self.settings
         loop = asyncio.get_running_loop()
+        # aiosmtpd logs every command line at INFO ("mail.log"): costly, and it would put
+        # addresses in the log; our own events say what happened
+        aiosmtpd_log = logging.getLogger("mail.log")
+        if aiosmtpd_log.getEffectiveLevel() < logging.WARNING and not log.isEnabledFor(
+            logging.DEBUG
+        ):
+            aiosmtpd_log.setLevel(logging.WARNING)
         try:
             trusted = parse_networks(s.trusted_networks)
         except ValueError as err:
