@@ -201,8 +201,9 @@ class _Judging:
             applied = self.apply(verdict, recipients, incident)
         except CannotTransform as err:
             masking = isinstance(err, _CannotMask) or verdict.action is not Action.ENCRYPT
-            blocked = _blocked(verdict, err.reason, CANNOT_MASK if masking else CANNOT_ENCRYPT)
-            applied = _Applied(blocked, detail=[err.reason])
+            why = self.engine.redact(err.reason)  # built from masked parts; redact once more
+            blocked = _blocked(verdict, why, CANNOT_MASK if masking else CANNOT_ENCRYPT)
+            applied = _Applied(blocked, detail=[why])
         except Exception as err:  # a library failing on this group: this group fails closed
             log.exception("transforming message %s failed", self.envelope.message_id)
             how = "encryption" if verdict.action is Action.ENCRYPT else "masking"
@@ -388,7 +389,7 @@ class _Judging:
     def inspection_notes(self) -> list[str]:
         if self.inspection is None or not self.inspection.problems:
             return []
-        return ["uninspectable: " + ", ".join(self.inspection.problems)]
+        return ["uninspectable: " + self.engine.redact(", ".join(self.inspection.problems))]
 
     def record(self, verdict: Verdict, ctx: Context, incident: str, detail: str) -> None:
         try:

@@ -122,6 +122,13 @@ def test_a_broken_charset_does_not_leave(rig, charset, body, words):
     assert_uninspectable(rig.judge(raw, OTHER, COLLEAGUE), rig.log, words)
 
 
+def test_a_value_in_a_charset_label_is_not_repeated_in_clear(rig):
+    raw = HEAD + part(f"text/plain; charset=x-{ID}", b"hello", cte="8bit")
+    plan = rig.judge(raw, OTHER, COLLEAGUE)
+    assert group(plan, OTHER).rule == "uninspectable-to-external"
+    assert_nothing_raw(plan, rig.log, ID)
+
+
 # -- limits: huge headers, zip bombs ------------------------------------------------------------
 
 
