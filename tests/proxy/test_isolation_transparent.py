@@ -9,6 +9,7 @@ proxy.isolation. The end-to-end twin of these tests is test_transparent.py.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import ipaddress
 import socket
 import ssl
@@ -68,9 +69,17 @@ class Env:
     async def send(self, flow: http.HTTPFlow) -> http.HTTPFlow:
         """What mitmproxy does with a request: both addons' request hooks, in order."""
         await self.addon.requestheaders(flow)
-        self.inspect.requestheaders(flow)
-        self.inspect.request(flow)
+        await hook(self.inspect.requestheaders, flow)
+        await hook(self.inspect.request, flow)
         return flow
+
+
+async def hook(fn, flow: http.HTTPFlow) -> None:
+    """Call a hook whether it is a plain or an async function (as mitmproxy does)."""
+    if flow.response is None and flow.error is None:
+        result = fn(flow)
+        if inspect.isawaitable(result):
+            await result
 
 
 @pytest.fixture
@@ -167,7 +176,7 @@ async def test_without_isolation_inspection_would_believe_the_host(env: Env) -> 
     """Why isolation must refuse: inspection reads the Host header (request.pretty_host)."""
     f = request(client(), OTHER_IP, PARTY, body=f"id_no={ID}".encode())
     with taddons.context(env.inspect):
-        env.inspect.request(f)
+        await hook(env.inspect.request, f)
     assert f.response is None
     assert env.events[-1]["party"] == "example-law-firm"
 
