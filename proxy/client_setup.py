@@ -8,9 +8,12 @@
     /leakguard/ca.der, ca.crt  the current CA alone (DER), for Windows and Android installers
     /proxy.pac, /wpad.dat      the proxy auto-config built from the policy (proxy.pac)
 
-A request is for the proxy itself when it names one of the proxy's listening
-ports and an address of this host (or `localhost`): a browser fetching the PAC
-file directly, or through the proxy. Such requests are answered here and never
+A request is for the proxy itself when it names an address the proxy listens
+on, and that port (`localhost` for a loopback address; any address of this
+host when it listens on all of them): a browser fetching the PAC file directly,
+or through the proxy. Another loopback address on the same port is not the
+proxy (a PAC naming it would point clients at nothing); Isolation refuses it if
+it would loop. Such requests are answered here and never
 go upstream (they would loop). Must be added before `Isolation`, which would
 block them as `isolation:self`. Only GET and HEAD are served.
 """
@@ -27,7 +30,7 @@ from mitmproxy import ctx, http
 
 from certs.ca import load_ca
 from certs.rotation import trusted_cas
-from proxy.addresses import IPAddress, host_ip
+from proxy.addresses import IPAddress, host_ip, plain
 from proxy.pac import render_pac
 from proxy.services import Services
 
@@ -82,16 +85,28 @@ class ClientSetup:
         proxyserver = master.addons.get("proxyserver") if master else None
         if proxyserver is None:
             return False
-        ports = {addr[1] for addr in proxyserver.listen_addrs()}
-        if port not in ports:
+        listening = [addr[0] for addr in proxyserver.listen_addrs() if addr[1] == port]
+        if not listening:
             return False
         try:
             ip = host_ip(host)
         except ValueError:
             return False
-        if ip is None:
-            return host.lower().rstrip(".") == "localhost"
-        return ip.is_loopback or self._local_address(ip)
+        name = host.lower().rstrip(".")
+        for bound in listening:
+            try:
+                address = plain(ipaddress.ip_address(bound.split("%", 1)[0]))
+            except ValueError:
+                continue
+            if address.is_unspecified:  # 0.0.0.0 or ::, every address of this host
+                if ip is None:
+                    if name == "localhost":
+                        return True
+                elif ip.is_loopback or self._local_address(ip):
+                    return True
+            elif (ip is None and name == "localhost" and address.is_loopback) or ip == address:
+                return True
+        return False
 
     def _local_address(self, ip: IPAddress) -> bool:
         """An address of this host: one that a socket can bind to (cached)."""

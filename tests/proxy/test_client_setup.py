@@ -176,9 +176,25 @@ def test_other_destinations_are_left_alone(addon: ClientSetup, host: str, port: 
     assert "leakguard.client_setup" not in f.metadata
 
 
-@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "127.0.0.1", "127.0.0.53", "::1"])
-def test_loopback_names_and_addresses_are_ours(addon: ClientSetup, host: str) -> None:
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "127.0.0.1", "::ffff:7f00:1"])
+def test_the_listening_address_and_localhost_are_ours(addon: ClientSetup, host: str) -> None:
     f = serve(addon, flow(host, 8080, "/proxy.pac"))
+    assert f.response is not None and f.response.status_code == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.53", "::1"])
+def test_other_loopback_addresses_are_not(addon: ClientSetup, host: str) -> None:
+    """Listening on 127.0.0.1 only: 127.0.0.53:8080 is someone else (a PAC naming it would
+    point clients at nothing). Isolation refuses it if it would loop."""
+    assert serve(addon, flow(host, 8080, "/proxy.pac")).response is None
+
+
+@pytest.mark.parametrize("wildcard", ["0.0.0.0", "::"])
+@pytest.mark.parametrize("host", ["127.0.0.53", "::1", "localhost"])
+def test_listening_on_every_address_every_local_address_is_ours(
+    addon: ClientSetup, wildcard: str, host: str
+) -> None:
+    f = serve(addon, flow(host, 8080, "/proxy.pac"), listen=[(wildcard, 8080)])
     assert f.response is not None and f.response.status_code == 200
 
 
