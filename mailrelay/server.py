@@ -14,7 +14,7 @@ CA at every start) and `<state_dir>/sink` (the embedded sink).
 A runner for tests and manual use (the crash test kills it with SIGKILL):
 
     python -m mailrelay.server --state-dir DIR --listen 127.0.0.1:0 \\
-        [--smarthost HOST:PORT] [--judge MODULE:CALLABLE] [--retry-initial S] …
+        [--smarthost HOST:PORT] [--policy DIR | --judge MODULE:CALLABLE] [--retry-initial S] …
 
 It prints `mailrelay: listening on HOST:PORT` once it accepts mail.
 """
@@ -28,6 +28,7 @@ import contextlib
 import importlib
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -294,12 +295,37 @@ def load_judge(spec: str) -> Judge:
     return getattr(importlib.import_module(module), attr)
 
 
+def real_judge(state_dir: Path, policy: Path | None, record: Record) -> Judge:
+    """mailrelay.judge with its services, as the runner (not the gateway) builds them."""
+    import functools
+
+    import rules
+    from mailrelay.judge import judge
+    from mailrelay.services import Services
+    from rules.policy.holder import PolicyHolder
+
+    key_file = state_dir / "installation.key"
+    try:
+        key = key_file.read_bytes()
+    except FileNotFoundError:  # the gateway creates it; a throwaway key only for this run
+        log.warning("%s is missing: value hashes in events use a key for this run only", key_file)
+        key = os.urandom(32)
+    holder = PolicyHolder(policy or Path(rules.__file__).parent / "default")
+    services = Services(policy=holder, hash_key=key, record=record, state_dir=state_dir)
+    return functools.partial(judge, services=services)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mailrelay.server")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--listen", type=_endpoint, default=("127.0.0.1", 2525))
     parser.add_argument("--smarthost", type=_endpoint, help="default: the embedded sink")
-    parser.add_argument("--judge", required=True, help="MODULE:CALLABLE, (bytes, Envelope) → Plan")
+    parser.add_argument(
+        "--judge",
+        default="real",
+        help="'real' (mailrelay.judge with --policy) or MODULE:CALLABLE, (bytes, Envelope) → Plan",
+    )
+    parser.add_argument("--policy", type=Path, help="policy directory (default: the shipped one)")
     parser.add_argument("--hostname", default="")
     parser.add_argument("--users-file", type=Path)
     parser.add_argument("--no-tls", action="store_true")
@@ -329,7 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         retry_max=args.retry_max,
         max_queue_age=args.max_queue_age,
     )
-    relay = Relay(settings, load_judge(args.judge), events.record, state_dir)
+    if args.judge == "real":
+        judge = real_judge(state_dir, args.policy, events.record)
+    else:
+        judge = load_judge(args.judge)
+    relay = Relay(settings, judge, events.record, state_dir)
 
     async def run() -> None:
         await relay.start()

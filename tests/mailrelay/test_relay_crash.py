@@ -21,6 +21,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.support.smtp import RecordingSink, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,14 +30,16 @@ TOTAL = 200
 CLIENTS = 8
 
 
-def start_relay(state_dir: Path, port: int, sink_port: int, log: Path) -> subprocess.Popen:
+def start_relay(
+    state_dir: Path, port: int, sink_port: int, log: Path, judge: str
+) -> subprocess.Popen:
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "mailrelay.server",
             "--state-dir", str(state_dir),
             "--listen", f"127.0.0.1:{port}",
             "--smarthost", f"127.0.0.1:{sink_port}",
-            "--judge", "tests.support.smtp:deliver_all",
+            "--judge", judge,
             "--hostname", "relay.test",
             "--no-tls",
             "--retry-initial", "0.3",
@@ -53,7 +57,7 @@ def start_relay(state_dir: Path, port: int, sink_port: int, log: Path) -> subpro
 
 def message(tag: str) -> bytes:
     return (
-        f"From: a@firm.example\r\nTo: b@court.example\r\nSubject: burst {tag}\r\n"
+        f"From: a@firm.example\r\nTo: partner@example.org\r\nSubject: burst {tag}\r\n"
         f"X-Test-Id: {tag}\r\n\r\n" + "line of text\r\n" * 200
     ).encode()
 
@@ -73,7 +77,7 @@ class Client(threading.Thread):
             return
         for i, tag in enumerate(self.tags):
             try:
-                client.sendmail("a@firm.example", ["b@court.example"], message(tag))
+                client.sendmail("a@firm.example", ["partner@example.org"], message(tag))
             except (smtplib.SMTPException, OSError):
                 self.left = self.tags[i:]
                 return
@@ -90,7 +94,14 @@ def burst(port: int, tags: list[str], acked: list[str], lock) -> list[Client]:
     return clients
 
 
-def test_kill_9_in_the_middle_of_a_burst_loses_nothing(tmp_path: Path):
+@pytest.mark.parametrize(
+    "judge",
+    [
+        pytest.param("tests.support.smtp:deliver_all", id="plain"),
+        pytest.param("real", id="real-judge"),  # mailrelay.judge with the shipped policy
+    ],
+)
+def test_kill_9_in_the_middle_of_a_burst_loses_nothing(tmp_path: Path, judge: str):
     state = tmp_path / "state"
     log = tmp_path / "relay.log"
     port = free_port()
@@ -98,7 +109,7 @@ def test_kill_9_in_the_middle_of_a_burst_loses_nothing(tmp_path: Path):
     lock = threading.Lock()
     tags = [f"m{i:03d}" for i in range(TOTAL)]
     with RecordingSink() as sink:
-        relay = start_relay(state, port, sink.port, log)
+        relay = start_relay(state, port, sink.port, log, judge)
         try:
             clients = burst(port, tags, acked, lock)
             deadline = time.monotonic() + 30
@@ -113,7 +124,7 @@ def test_kill_9_in_the_middle_of_a_burst_loses_nothing(tmp_path: Path):
             left = [t for c in clients for t in c.left]
             assert acked_at_kill < TOTAL and left, "the kill came after the burst"
 
-            relay = start_relay(state, port, sink.port, log)
+            relay = start_relay(state, port, sink.port, log, judge)
             again = burst(port, left, acked, lock)
             for c in again:
                 c.join(60)
