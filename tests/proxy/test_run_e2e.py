@@ -41,7 +41,7 @@ import pytest
 from cryptography import x509
 
 from audit.events import EVENT_FIELDS
-from tests.support.gateway import Gateway, run_gateway_once, running_gateway
+from tests.support.gateway import Gateway, GatewayFailed, run_gateway_once, running_gateway
 from tests.support.origin import Origin, TestCA, WebSocketClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -671,6 +671,33 @@ class TestIsolation:
         connects = [e for e in events_since(r.gw, n) if e["type"] == "proxy.connect"]
         assert len(connects) <= 1, connects
 
+    @pytest.mark.xfail(
+        strict=True,
+        reason="proxy/isolation.py: server_connected sets server.address on an open "
+        "connection; mitmproxy raises 'Cannot change server.address on open connection', "
+        "logged as an addon error with a traceback for every upstream connection",
+    )
+    def test_no_addon_errors_on_an_ordinary_request(self, r: Rig) -> None:
+        before = r.gw.stderr.count("Addon error")
+        with r.client() as c:
+            assert c.get(f"http://other.example:{r.other.port}/").status_code == 200
+        time.sleep(0.2)
+        assert r.gw.stderr.count("Addon error") == before, r.gw.stderr[-2000:]
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="proxy/isolation.py: the pinned IP is never undone (see above), so the "
+        "upstream connection's address no longer matches the next request's host and a "
+        "second request on the same keep-alive client connection opens a new one",
+    )
+    def test_a_keep_alive_upstream_connection_is_reused(self, r: Rig) -> None:
+        with r.client() as c:
+            assert c.get(f"http://other.example:{r.other.port}/1").status_code == 200
+            assert c.get(f"http://other.example:{r.other.port}/2").status_code == 200
+        first, second = r.other.requests
+        assert second.connection == first.connection
+        assert len(r.other.connections) == 1
+
 
 # -- every event has the fixed fields ------------------------------------------------------
 
@@ -705,6 +732,7 @@ class TestDefaults:
         key = state / "ca" / "current" / "ca-key.pem"
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
         assert stat.S_IMODE((state / "installation.key").stat().st_mode) == 0o600
+        assert stat.S_IMODE(plain_gateway.events_path.stat().st_mode) == 0o600
         assert f"policy: {SHIPPED}" in plain_gateway.stdout
 
     @pytest.mark.parametrize("via_proxy", [False, True], ids=["direct", "through-the-proxy"])
@@ -741,6 +769,31 @@ class TestDefaults:
         gw = Gateway(state_dir=tmp_path / "var").start()
         assert gw.stop() == 0
         assert "Traceback" not in gw.stderr
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+def test_listening_on_ipv6(tmp_path: Path) -> None:
+    with running_gateway(state_dir=tmp_path / "var", listen="[::1]:0") as gw:
+        assert gw.host == "::1" and gw.proxy_url == f"http://[::1]:{gw.port}"
+        with httpx.Client(trust_env=False, timeout=10) as c:
+            pac = c.get(f"{gw.proxy_url}/proxy.pac")
+        assert pac.status_code == 200 and f'"PROXY [::1]:{gw.port}"' in pac.text
+
+
+def test_a_gateway_that_cannot_start_is_reported_with_its_output(tmp_path: Path) -> None:
+    gw = Gateway(["--policy", str(tmp_path / "none")], state_dir=tmp_path / "var")
+    with pytest.raises(GatewayFailed, match="exited with status 2") as caught:
+        gw.start()
+    assert "cannot be used" in str(caught.value)  # its stderr, in the failure
 
 
 # -- reload ---------------------------------------------------------------------------------

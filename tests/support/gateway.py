@@ -8,8 +8,9 @@
     gw.returncode, gw.stdout, gw.stderr   # after the block: everything it printed
 
 The gateway is started with `[sys.executable, "-m", "gateway.cli", "run",
-"--state-dir", STATE, "--proxy-listen", "127.0.0.1:0", *args]` (pass your
-own `--proxy-listen` to override; argparse keeps the last one), optionally
+"--state-dir", STATE, "--proxy-listen", LISTEN, *args]` (`listen` defaults to
+127.0.0.1:0, an ephemeral port; `listen=None` leaves it to the config file or
+the default 127.0.0.1:8080), optionally
 behind a `prefix` such as `["ip", "netns", "exec", "ns1"]` — the prefix must
 exec the command (ip netns exec, nsenter, env do), since signals go to the
 process started. Start-up waits for the "leakguard: ready" line and parses
@@ -52,7 +53,7 @@ class Gateway:
         *,
         state_dir: str | os.PathLike,
         prefix: Sequence[str] = (),
-        listen: str = "127.0.0.1:0",
+        listen: str | None = "127.0.0.1:0",
         env: dict[str, str] | None = None,
         cwd: str | os.PathLike = ROOT,
     ) -> None:
@@ -65,8 +66,7 @@ class Gateway:
             "run",
             "--state-dir",
             str(self.state_dir),
-            "--proxy-listen",
-            listen,
+            *(("--proxy-listen", listen) if listen else ()),
             *args,
         ]
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -260,7 +260,7 @@ def running_gateway(
     *args: str,
     state_dir: str | os.PathLike,
     prefix: Sequence[str] = (),
-    listen: str = "127.0.0.1:0",
+    listen: str | None = "127.0.0.1:0",
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
 ) -> Iterator[Gateway]:
