@@ -231,8 +231,12 @@ class _Brotli:
         if self._d.is_finished():
             raise brotli.error("data after the end of the brotli stream")
         emit(self._d.process(data, output_buffer_limit=CHUNK))
-        while not self._d.can_accept_more_data():
-            emit(self._d.process(b"", output_buffer_limit=CHUNK))
+        # Drain: with an output limit the decoder may hold output even when it would
+        # accept more input, and that output belongs to input already consumed.
+        while (out := self._d.process(b"", output_buffer_limit=CHUNK)) or (
+            not self._d.can_accept_more_data()
+        ):
+            emit(out)
 
     def close(self, emit: Emit) -> None:
         if not self._d.is_finished():

@@ -159,7 +159,10 @@ def _decode(coding: str, data: bytes, sizes: list[int]) -> list[bytes]:
     out: list[bytes] = []
     for piece in _split_bytes(data, sizes):
         decoder.feed(piece, out.append)
+    fed = b"".join(out)
     decoder.close(out.append)
+    # Output is handed on as its input is consumed, not kept back for later calls.
+    assert fed == b"".join(out)
     return out
 
 
@@ -186,6 +189,12 @@ def test_content_decoder_undoes_each_coding_in_any_chunking(coding, sizes):
     out = _decode(coding, data, sizes)
     assert b"".join(out) == BODY + EXTRA.get(coding, b"")
     assert max(len(piece) for piece in out) <= CHUNK
+
+
+def test_brotli_hands_on_all_output_even_past_its_output_limit():
+    body = BODY * 16  # repeats: far more output per input piece than one CHUNK
+    out = _decode("br", brotli.compress(body), [65536])
+    assert b"".join(out) == body
 
 
 @pytest.mark.parametrize("coding", COMPRESSED)
