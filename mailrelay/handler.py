@@ -26,6 +26,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 from email.utils import formatdate
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -96,6 +98,23 @@ class RelaySMTP(SMTP):
         if isinstance(status, str) and status.startswith("552 Error:"):
             status = self._size_reply
         await super().push(status)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd 1.4's own, less a typing.Protocol class it builds on every MAIL and RCPT
+        (5 % of the relay's CPU under load)."""
+        if not arg:
+            return "", ""
+        try:
+            if arg.lstrip().startswith("<"):
+                address, rest = get_angle_addr(arg)
+            else:
+                address, rest = get_addr_spec(arg)
+        except HeaderParseError:
+            return None, None
+        addr = address.addr_spec
+        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return addr, rest
 
 
 class RelayHandler:

@@ -433,3 +433,14 @@ def test_by_domain_is_a_real_plan():
     plan = by_domain()(b"", env)
     assert not plan.all_refused
     assert by_domain()(b"", Envelope(SENDER, (WEBMAIL,))).all_refused
+
+
+def test_a_port_in_use_is_a_clear_start_error(start, tmp_path, sink):
+    from mailrelay.server import RelayError
+
+    first = start()
+    second = RelayThread(
+        settings(sink, listen=first.address), deliver_all, tmp_path / "other-state"
+    )
+    with pytest.raises(RelayError, match=r"cannot listen on 127\.0\.0\.1:"):
+        second.start()
