@@ -328,7 +328,9 @@ class Origin:
         self._server = _Server(self, (host, port))
         self.host, self.port = self._server.server_address[:2]
         self.name = name or f"{host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def scheme(self) -> str:
