@@ -444,3 +444,52 @@ def test_a_port_in_use_is_a_clear_start_error(start, tmp_path, sink):
     )
     with pytest.raises(RelayError, match=r"cannot listen on 127\.0\.0\.1:"):
         second.start()
+
+
+def tls_sink(tmp_path: Path, **kwargs) -> tuple[RecordingSink, Path]:
+    """A sink offering STARTTLS with a certificate from a CA of its own, and requiring AUTH."""
+    import ssl
+
+    from certs.ca import create_ca, issue_server_certificate
+
+    ca = create_ca(tmp_path / "sink-ca")
+    cert, key = issue_server_certificate(ca, ["127.0.0.1"])
+    (tmp_path / "sink-cert.pem").write_bytes(cert)
+    (tmp_path / "sink-key.pem").write_bytes(key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "sink-cert.pem", tmp_path / "sink-key.pem")
+    return RecordingSink(tls_context=context, users={"relay": "s3cret pass"}, **kwargs), (
+        ca.cert_path
+    )
+
+
+def test_delivery_over_starttls_with_auth_to_a_verified_smarthost(tmp_path):
+    sink, ca_file = tls_sink(tmp_path)
+    with sink:
+        s = settings(
+            sink,
+            smarthost_tls="required",
+            smarthost_verify=True,
+            smarthost_ca=ca_file,
+            smarthost_user="relay",
+            smarthost_password="s3cret pass",
+        )
+        with RelayThread(s, deliver_all, tmp_path / "state") as relay:
+            for i in range(3):  # one pooled connection carries them all
+                send(relay, [COURT], message(f"tls{i}"))
+            got = sink.wait_for(3)
+    assert all(m.tls and m.login == "relay" for m in got)
+
+
+def test_an_unverifiable_smarthost_gets_nothing(tmp_path):
+    sink, _ = tls_sink(tmp_path)
+    with sink:
+        s = settings(sink, smarthost_verify=True, smarthost_user="relay",
+                     smarthost_password="s3cret pass")  # fmt: skip
+        with RelayThread(s, deliver_all, tmp_path / "state") as relay:
+            send(relay, [COURT], message("mitm"))
+            deferred = wait_until(
+                lambda: relay.events_of("smtp.delivery.deferred"), what="a deferral"
+            )
+            assert "certificate verify failed" in deferred[0]["detail"].lower()
+            assert sink.messages == [] and spool_of(relay).names(QUEUE)

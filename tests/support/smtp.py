@@ -15,6 +15,7 @@ import asyncio
 import collections
 import email
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +52,8 @@ class Received:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     data: bytes
+    tls: bool = False  # the session had done STARTTLS
+    login: str = ""  # the AUTH login, if any
 
     @property
     def message(self) -> email.message.Message:
@@ -75,7 +78,14 @@ class _Recorder:
         if self.sink.reply:
             return self.sink.reply
         mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from
-        got = Received(mail_from, tuple(envelope.rcpt_tos), envelope.original_content)
+        login = session.auth_data.login.decode() if session.authenticated else ""
+        got = Received(
+            mail_from,
+            tuple(envelope.rcpt_tos),
+            envelope.original_content,
+            tls=session.ssl is not None,
+            login=login,
+        )
         with self.sink.cond:
             self.sink.messages.append(got)
             self.sink.cond.notify_all()
@@ -90,6 +100,8 @@ class RecordingSink:
     reply: str = ""  # when set, DATA is answered with it and nothing is recorded
     refuse: dict[str, str] = field(default_factory=dict)  # recipient → RCPT reply
     messages: list[Received] = field(default_factory=list)
+    tls_context: ssl.SSLContext | None = None  # offer STARTTLS with it
+    users: dict[str, str] = field(default_factory=dict)  # require AUTH with these logins
 
     def __post_init__(self) -> None:
         self.port = self.port or free_port()
@@ -101,15 +113,28 @@ class RecordingSink:
         return ("127.0.0.1", self.port)
 
     def start(self) -> RecordingSink:
+        extra = {}
+        if self.tls_context is not None:
+            extra["tls_context"] = self.tls_context
+        if self.users:
+            extra.update(auth_required=True, authenticator=self._authenticate)
         self._controller = Controller(
             _Recorder(self),
             hostname="127.0.0.1",
             port=self.port,
             server_hostname=SINK_HOSTNAME,
             data_size_limit=None,
+            **extra,
         )
         self._controller.start()
         return self
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        login = auth_data.login.decode()
+        ok = self.users.get(login) == auth_data.password.decode()
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     def stop(self) -> None:
         if self._controller is not None:
