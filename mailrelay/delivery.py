@@ -55,6 +55,7 @@ Record = Callable[[dict], None]
 DECISION_EVENT, QUARANTINED, BOUNCE_DSN, HELD_NOTICE = "decision", "quarantined", "bounce", "held"
 
 TEMPORARY = 0  # our code for "no reply" (connection refused, timeout, TLS failure)
+FRESH_BYTES = 64 * 2**20  # accepted messages kept in memory for the workers, at most
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ class Deliverer:
         self._when: dict[str, float] = {}  # entries waiting, and when they are due
         self._busy: set[str] = set()  # entries a worker holds
         self._fresh: dict[str, Entry] = {}  # accepted just now: no need to read them back
+        self._fresh_bytes = 0
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -246,7 +248,12 @@ class Deliverer:
         self._tasks.clear()
 
     def submit(self, entry: Entry) -> None:
-        self._fresh[entry.name] = entry
+        """A message just accepted: deliver it now, from memory while the backlog is small
+        (a slow smarthost must not make the relay hold every accepted message in RAM)."""
+        size = len(entry.raw) + sum(len(d.message or b"") for d in entry.plan.deliveries)
+        if self._fresh_bytes + size <= FRESH_BYTES:
+            self._fresh[entry.name] = entry
+            self._fresh_bytes += size
         self._when[entry.name] = 0.0
         self._ready.put_nowait(entry.name)
 
@@ -312,7 +319,11 @@ class Deliverer:
             retry_at: float | None = None
             try:
                 entry = self._fresh.pop(name, None)
-                if entry is None:
+                if entry is not None:
+                    self._fresh_bytes -= len(entry.raw) + sum(
+                        len(d.message or b"") for d in entry.plan.deliveries
+                    )
+                else:
                     entry = await asyncio.to_thread(self.spool.load, name)
                 if entry is not None:
                     retry_at = await self.process(entry, conn)

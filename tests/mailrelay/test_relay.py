@@ -493,3 +493,13 @@ def test_an_unverifiable_smarthost_gets_nothing(tmp_path):
             )
             assert "certificate verify failed" in deferred[0]["detail"].lower()
             assert sink.messages == [] and spool_of(relay).names(QUEUE)
+
+
+def test_a_backlog_is_read_back_from_the_spool_not_held_in_memory(start, sink, monkeypatch):
+    monkeypatch.setattr("mailrelay.delivery.FRESH_BYTES", 0)
+    relay = start()
+    for i in range(5):
+        send(relay, [COURT], message(f"disk{i}"))
+    sink.wait_for(5)
+    assert relay.relay.deliverer._fresh == {}
+    assert sorted(m.header("X-Test-Id") for m in sink.messages) == [f"disk{i}" for i in range(5)]
