@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway import certs_command, rules_command, run_command, scan_command
+from gateway import certs_command, mail_command, rules_command, run_command, scan_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules_command.add_parser(sub)
     certs_command.add_parser(sub)
     run_command.add_parser(sub)
+    mail_command.add_parser(sub)
     return parser
 
 
