@@ -450,23 +450,9 @@ class TestBodyForms:
         assert ID[:8].encode() not in r.webmail.everything()
         assert ID[8:].encode() not in r.webmail.everything()
         assert all(req.body == b"" for req in r.webmail.requests)
-        assert_no_raw(r.gw)
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="proxy/inspect.py+holdback.py: a held chunked body that is blocked ends with "
-        "the chunk terminator, so the origin receives a complete, empty POST (a form "
-        "submitted) before the flow is killed",
-    )
-    def test_blocked_chunked_upload_completes_no_request_upstream(self, r: Rig) -> None:
-        with r.client() as c, contextlib.suppress(httpx.TransportError):
-            c.post(
-                f"https://mail.qq.com:{r.webmail.port}/upload",
-                content=_chunks(),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            )
-        time.sleep(0.3)
+        # nor was an empty request completed in its place (a form submitted without it)
         assert not any(req.complete for req in r.webmail.requests), r.webmail.requests
+        assert_no_raw(r.gw)
 
     @pytest.mark.xfail(
         strict=True,
