@@ -529,8 +529,12 @@ class Isolation:
 
     def _unpin(self, server: connection.Server) -> None:
         original = self._pinned.pop(server.id, None)
-        if original is not None:
-            server.address = original  # connected: peername holds the IP actually used
+        if original is not None and server.address != original:
+            # Connected: `peername` holds the IP actually used. The name goes back so the
+            # connection is reused for the next request to that name; mitmproxy's setter
+            # refuses any change on an open connection, which this one (no reconnect
+            # follows) deliberately is not, so the attribute is restored directly.
+            server.__dict__["address"] = original
 
 
 def _mode(client: connection.Client) -> str:

@@ -718,12 +718,6 @@ class TestIsolation:
         connects = [e for e in events_since(r.gw, n) if e["type"] == "proxy.connect"]
         assert len(connects) <= 1, connects
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="proxy/isolation.py: server_connected sets server.address on an open "
-        "connection; mitmproxy raises 'Cannot change server.address on open connection', "
-        "logged as an addon error with a traceback for every upstream connection",
-    )
     def test_no_addon_errors_on_an_ordinary_request(self, r: Rig) -> None:
         before = r.gw.stderr.count("Addon error")
         with r.client() as c:
@@ -731,12 +725,6 @@ class TestIsolation:
         time.sleep(0.2)
         assert r.gw.stderr.count("Addon error") == before, r.gw.stderr[-2000:]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="proxy/isolation.py: the pinned IP is never undone (see above), so the "
-        "upstream connection's address no longer matches the next request's host and a "
-        "second request on the same keep-alive client connection opens a new one",
-    )
     def test_a_keep_alive_upstream_connection_is_reused(self, r: Rig) -> None:
         with r.client() as c:
             assert c.get(f"http://other.example:{r.other.port}/1").status_code == 200
