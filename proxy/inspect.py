@@ -1,7 +1,7 @@
 """Content inspection: every client→server byte that can carry data, judged by the policy.
 
-    Inspect(services)   mitmproxy addon; hooks: configure, requestheaders,
-                        request, websocket_message
+    Inspect(services)   mitmproxy addon; hooks: requestheaders, request,
+                        websocket_message, websocket_end, done
 
 What is judged, once per request or client WebSocket message: the host, URL
 path and query, and the body after its Content-Encoding (forms, multipart
@@ -11,55 +11,77 @@ The Verdict is applied: block/quarantine → block page (the origin receives
 nothing); mask → the body rewritten where the format allows, else block;
 allow/report/encrypt → forwarded. Errors fail closed.
 
-Bodies mitmproxy would stream (`stream_large_bodies`, or an unknown length
-while that option is set) get a HeldBody callable: nothing goes upstream
-before the verdict, and a hold kills the flow (a page cannot be sent once
-the request headers are upstream). Bodies over the inspection limit
-(`services.limits.max_input_bytes`) are refused.
+Buffered bodies (the `request` hook) and WebSocket messages are judged in a
+worker thread, off mitmproxy's event loop, within `limits.max_seconds`; a
+decision that takes longer fails closed. Each thread has its own Engine
+(`Services.engine`).
+
+Bodies mitmproxy streams (`stream_large_bodies`, or an unknown length while
+that option is set) and bodies declared larger than the inspection limit
+(`limits.max_input_bytes`, which the addon streams itself) are never waved
+through: a `proxy.streaming.StreamedBody` judges them chunk by chunk, holding
+back a tail so that no part of a value goes upstream before its verdict. The
+request headers are upstream by then, so a hold kills the flow and closes the
+upstream connection (mitmproxy cannot kill a flow in transit: without that the
+origin would receive a clean end of a truncated body). A buffered body over
+the limit (chunked, with no streaming configured) gets a 413 page.
+
+A blocked WebSocket client message is dropped, and both ends are sent a close
+frame with code 1008 whose reason names the incident: the close is handed to
+mitmproxy's WebSocket layer as if the client had sent it, which also stops
+anything more from the client reaching the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
-from mitmproxy import ctx, http
+import wsproto.events
+from mitmproxy import ctx, http, websocket
 from mitmproxy.net import encoding
 from mitmproxy.net.http.http1.read import expected_http_body_size
+from mitmproxy.proxy.layers.websocket import WebsocketLayer, WebSocketMessageInjected
 from mitmproxy.utils import human
+from wsproto.frame_protocol import Opcode
 
 from audit.events import decision_event
 from proxy import blockpage
 from proxy.addresses import plain
-from proxy.holdback import HeldBody
 from proxy.masking import CannotMask, mask_body, mask_query
 from proxy.request_content import (
     InspectionError,
+    _filename,
     body_parts,
     decoded_body,
     joined_fields,
     url_parts,
 )
 from proxy.services import Services
+from proxy.streaming import BodyFacts, StreamedBody, kept_for
 from rules.engine import Engine
 from rules.extract import extract
 from rules.extract.limits import size_text
 from rules.findings import Finding, Part, Problem
-from rules.policy import Action, Context, Verdict, evaluate
+from rules.policy import Action, Context, Policy, Verdict, evaluate
 from rules.policy.model import IPAddress
 
 log = logging.getLogger(__name__)
 
 DEST_IP_KEY = "leakguard.dest_ip"  # the address actually connected to (agreed with isolation)
 DESTINATION_KEY = "leakguard.destination"  # proxy.isolation's dict, whose "ip" is the same
-HELD_KEY = "leakguard.held"  # the body is judged by a HeldBody, not the request hook
+STREAMED_KEY = "leakguard.streamed"  # the body is judged by a StreamedBody, not the request hook
 WS_BLOCKED_KEY = "leakguard.websocket_blocked"  # incident that closed this WebSocket
 WS_POLICY_VIOLATION = 1008
 TOO_LARGE = 413
 HOLDS = (Action.BLOCK, Action.QUARANTINE)
+WORKERS = min(8, os.cpu_count() or 2)  # threads judging buffered bodies and WebSocket messages
 
 
 @dataclass(frozen=True)
@@ -79,11 +101,22 @@ class Decision:
 class Inspect:
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.stream_threshold: int | None = None
+        self._threshold: tuple[str | None, int | None] = (None, None)
+        self._workers: ThreadPoolExecutor | None = None
 
-    def configure(self, updated: set[str]) -> None:
-        if "stream_large_bodies" in updated:
-            self.stream_threshold = human.parse_size(ctx.options.stream_large_bodies)
+    @property
+    def stream_threshold(self) -> int | None:
+        """mitmproxy's `stream_large_bodies`, read when needed: an addon added after the
+        options were set gets no `configure` call for them."""
+        text = getattr(ctx.options, "stream_large_bodies", None)  # declared by Proxyserver
+        if text != self._threshold[0]:
+            self._threshold = (text, human.parse_size(text))
+        return self._threshold[1]
+
+    def done(self) -> None:
+        if self._workers is not None:
+            self._workers.shutdown(wait=False, cancel_futures=True)
+            self._workers = None
 
     # -- HTTP -------------------------------------------------------------------
 
@@ -93,17 +126,15 @@ class Inspect:
         request = flow.request
         size = _declared_size(request)
         limit = self.services.limits.max_input_bytes
-        streamed = bool(request.stream) or (size is None and self.stream_threshold is not None)
-        if size is not None and size > limit:
-            why = (
-                f"the request body ({size_text(size)}) is larger than the inspection "
-                f"limit of {size_text(limit)}"
-            )
-            self._refuse(flow, why, kill=streamed)
-            return
+        threshold = self.stream_threshold
+        streamed = (
+            bool(request.stream)  # mitmproxy's choice: above stream_large_bodies
+            or (threshold is not None and (size is None or size > threshold))
+            or (size is not None and size > limit)  # too large to buffer: streamed, by us
+        )
         if not streamed:
             return  # buffered: the request hook sees the whole body
-        # The headers go upstream before the body: judge the URL now, the body at its end.
+        # The headers go upstream before the body: judge the URL now, the body as it comes.
         decision = self._decide(flow, b"")
         if decision.holds:
             self._record(flow, decision, "request headers judged before a streamed body")
@@ -111,18 +142,15 @@ class Inspect:
             return
         if decision.path is not None:
             request.path = decision.path
-        flow.metadata[HELD_KEY] = True
-        request.stream = HeldBody(
-            limit,
-            decide=lambda body: self._finish_held(flow, body),
-            overflow=lambda n: self._overflow(flow, n, limit),
-        )
+        flow.metadata[STREAMED_KEY] = True
+        hold = limit if threshold is None else min(threshold, limit)
+        request.stream = self._streamed_body(flow, decision, size, hold)
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live or flow.metadata.get(HELD_KEY):
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or flow.metadata.get(STREAMED_KEY):
             return
         if flow.request.stream:
-            # Streamed by something other than HeldBody: already upstream, say so loudly.
+            # Streamed by something other than StreamedBody: already upstream, say so loudly.
             self._refuse(flow, "the request body was streamed without inspection", kill=True)
             return
         raw = flow.request.raw_content or b""
@@ -134,7 +162,7 @@ class Inspect:
             )
             self._refuse(flow, why, kill=False)
             return
-        decision = self._decide(flow, raw)
+        decision = await self._off_loop(flow, lambda: self._decide(flow, raw))
         self._record(flow, decision)
         if decision.holds:
             self._block(flow, decision)
@@ -146,7 +174,7 @@ class Inspect:
 
     # -- WebSocket ----------------------------------------------------------------
 
-    def websocket_message(self, flow: http.HTTPFlow) -> None:
+    async def websocket_message(self, flow: http.HTTPFlow) -> None:
         assert flow.websocket is not None
         message = flow.websocket.messages[-1]
         if not message.from_client:
@@ -154,17 +182,27 @@ class Inspect:
         if flow.metadata.get(WS_BLOCKED_KEY):
             message.drop()  # the socket was closed by policy: nothing more goes through
             return
-        decision = self._decide_websocket(flow, message.content, message.is_text)
+        content, is_text = message.content, message.is_text
+        decision = await self._off_loop(
+            flow, lambda: self._decide_websocket(flow, content, is_text), "websocket"
+        )
         incident = self._record(flow, decision, event_type="websocket.message")
         if decision.holds:
             message.drop()
             flow.metadata[WS_BLOCKED_KEY] = incident
-            flow.websocket.close_code = WS_POLICY_VIOLATION
-            flow.websocket.close_reason = f"blocked by policy (incident {incident})"
-            if flow.killable:
-                flow.kill()
+            reason = f"blocked by policy (incident {incident})"
+            if not _close_websocket(flow, WS_POLICY_VIOLATION, reason):
+                # No live connection to close (a test harness): mark the flow as closed.
+                flow.websocket.close_code = WS_POLICY_VIOLATION
+                flow.websocket.close_reason = reason
+                if flow.killable:
+                    flow.kill()
         elif decision.body is not None:
             message.content = decision.body
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.get(WS_BLOCKED_KEY) and flow.websocket is not None:
+            flow.websocket.closed_by_client = False  # the close was ours, sent as the client's
 
     # -- deciding -----------------------------------------------------------------
 
@@ -279,33 +317,61 @@ class Inspect:
 
     # -- acting -------------------------------------------------------------------
 
-    def _finish_held(self, flow: http.HTTPFlow, raw: bytes) -> bytes | None:
-        """End of a held body: the bytes to send upstream, or None (and the flow killed)."""
+    async def _off_loop(
+        self, flow: http.HTTPFlow, work: Callable[[], Decision], channel: str | None = None
+    ) -> Decision:
+        """`work` in a worker thread, within the time limit; a timeout fails closed."""
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(WORKERS, thread_name_prefix="leakguard-inspect")
+        seconds = self.services.limits.max_seconds
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(self._workers, work), seconds)
+        except TimeoutError:
+            # The thread runs on to its own budget; the flow does not wait for it.
+            why = f"inspection did not finish within {seconds:g} s"
+            return _failed(request_context(flow, channel), why)
+
+    def _streamed_body(
+        self, flow: http.HTTPFlow, decision: Decision, size: int | None, hold: int
+    ) -> StreamedBody:
+        request = flow.request
+        policy = self.services.policy.policy
+        limits = self.services.limits
+        engine = self.services.engine(policy)
+        seed = decision.findings
+        if decision.path is not None:  # the masked URL is what goes upstream
+            seed = scan(engine, url_parts(request.pretty_host, request.path, limits))
+        facts = BodyFacts(
+            encoding=request.headers.get("content-encoding", ""),
+            content_type=request.headers.get("content-type", ""),
+            filename=_filename(request.headers),
+            declared=size,
+        )
+        outcome = _StreamOutcome(self, flow, policy, decision.ctx)
+        return StreamedBody(
+            facts, engine, limits, outcome, hold=hold, seed=seed, kept=kept_for(policy)
+        )
+
+    def _finish_held(self, flow: http.HTTPFlow, raw: bytes, detail: str) -> bytes | None:
+        """A streamed body judged whole: the bytes to send upstream, or None (flow killed)."""
         decision = self._decide(flow, raw)
         if not decision.holds and decision.body is not None:
             decision = _fit_streamed(flow.request, raw, decision)
-        self._record(flow, decision, "streamed body held back until judged")
+        self._record(flow, decision, detail)
         if decision.holds:
-            if flow.killable:
-                flow.kill()
+            _abort(flow)
             return None
         if decision.body is None:
             return raw
         ce = flow.request.headers.get("content-encoding", "")
         return encoding.encode(decision.body, ce) if ce else decision.body
 
-    def _overflow(self, flow: http.HTTPFlow, size: int, limit: int) -> None:
-        why = f"the streamed request body passed the inspection limit of {size_text(limit)}"
-        self._record(flow, _failed(request_context(flow), why), f"{size_text(size)} received")
-        if flow.killable:
-            flow.kill()
-
     def _refuse(self, flow: http.HTTPFlow, why: str, *, kill: bool) -> None:
         decision = _failed(request_context(flow), why)
         self._record(flow, decision, why)
         if kill:  # the request is (or will be) streamed: no page can replace it
-            if flow.killable:
-                flow.kill()
+            _abort(flow)
         else:
             self._block(flow, decision)
             flow.response.status_code = TOO_LARGE  # type: ignore[union-attr]
@@ -339,6 +405,104 @@ class Inspect:
             decision_event(event_type, verdict, decision.ctx, incident=incident, detail=details)
         )
         return incident
+
+
+class _StreamOutcome:
+    """What a StreamedBody's judgements do to one flow (proxy.streaming.Outcome)."""
+
+    def __init__(self, addon: Inspect, flow: http.HTTPFlow, policy: Policy, ctx_: Context):
+        self._addon = addon
+        self._flow = flow
+        self._policy = policy  # the policy the body started under, to its end
+        self._ctx = ctx_
+
+    def evaluate(self, findings: tuple[Finding, ...]) -> Verdict:
+        return evaluate(self._policy, findings, self._ctx)
+
+    def whole(self, raw: bytes, detail: str) -> bytes | None:
+        return self._addon._finish_held(self._flow, raw, detail)
+
+    def stop(self, verdict: Verdict, findings: tuple[Finding, ...], detail: str) -> None:
+        self._addon._record(self._flow, Decision(verdict, self._ctx, findings), detail)
+        _abort(self._flow)
+
+    def finish(self, verdict: Verdict, findings: tuple[Finding, ...], detail: str) -> None:
+        self._addon._record(self._flow, Decision(verdict, self._ctx, findings), detail)
+
+
+def _abort(flow: http.HTTPFlow) -> None:
+    """Kill the flow and cut its upstream connection.
+
+    mitmproxy cannot kill a flow in transit (its issue 4711): a streamed body
+    would go on and end with a clean end-of-message (for a chunked body, a
+    complete request with a truncated body). Closing the server connection at
+    once makes the origin see an aborted request; mitmproxy then answers the
+    client with an error and closes its connection.
+    """
+    if flow.killable:
+        flow.kill()
+    handler = _connection_handler(flow)
+    io = handler.transports.get(flow.server_conn) if handler is not None else None
+    if io is not None and io.writer is not None:
+        # Closed at once: mitmproxy writes nothing to a closing writer, so the end of the
+        # body that follows cannot go out. The connection's task then reads the end of
+        # the stream and tells the layers, which answer the client. (Cancelling that task
+        # instead races with the end of the body, and can lose the news of the close.)
+        io.writer.close()
+
+
+def _close_websocket(flow: http.HTTPFlow, code: int, reason: str) -> bool:
+    """Close a live WebSocket at both ends with `code` and `reason`; False if not live.
+
+    mitmproxy has no command for this (killing a WebSocket flow does nothing to
+    its connections), so the close is queued on the layer's client-side
+    connection as if the client had sent it, and an empty injected message
+    makes the layer read it: the layer then sends the close frame to both ends
+    and closes both connections. The empty message reaches this addon and is
+    dropped like anything else after the block.
+    """
+    handler = _connection_handler(flow)
+    layer = _websocket_layer(handler.layer, flow) if handler is not None else None
+    if layer is None:
+        return False
+    reason = reason.encode()[:123].decode("utf-8", "ignore")  # a close frame's reason limit
+    layer.client_ws._events.append(wsproto.events.CloseConnection(code=code, reason=reason))
+    nudge = websocket.WebSocketMessage(Opcode.TEXT, True, b"")
+    ctx.master.addons.get("proxyserver").inject_event(WebSocketMessageInjected(flow, nudge))
+    return True
+
+
+def _connection_handler(flow: http.HTTPFlow):
+    """mitmproxy's handler of the flow's client connection, if it is live."""
+    try:
+        proxyserver = ctx.master.addons.get("proxyserver")
+    except AttributeError:  # no master: not running inside mitmproxy
+        return None
+    connections = getattr(proxyserver, "connections", None) or {}
+    return connections.get(flow.client_conn.id)
+
+
+def _websocket_layer(root, flow: http.HTTPFlow) -> WebsocketLayer | None:
+    """The WebSocket layer relaying `flow`, found down the connection's layer tree (a mode
+    layer hands its events to its child through a bound method, hence `_handle_event`)."""
+    stack, seen = [root], set()
+    while stack:
+        layer = stack.pop()
+        if layer is None or id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if isinstance(layer, WebsocketLayer) and layer.flow is flow:
+            return layer
+        handler = getattr(layer, "_handle_event", None)
+        stack += [
+            getattr(layer, "layer", None),
+            getattr(layer, "child_layer", None),
+            getattr(handler, "__self__", None),
+        ]
+        streams = getattr(layer, "streams", None)
+        if isinstance(streams, dict):
+            stack += streams.values()
+    return None
 
 
 def scan(engine: Engine, parts: Sequence[Part | Problem]) -> tuple[Finding, ...]:

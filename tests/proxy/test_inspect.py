@@ -16,7 +16,7 @@ from mitmproxy.test import taddons, tflow, tutils
 from wsproto.frame_protocol import Opcode
 
 from audit.events import MemoryLog
-from proxy.inspect import HELD_KEY, Inspect
+from proxy.inspect import STREAMED_KEY, Inspect
 from proxy.services import Services
 from rules.extract import Limits
 from rules.policy.holder import PolicyHolder
@@ -67,12 +67,12 @@ def flow_to(
     return f
 
 
-def run(services: Services, f: http.HTTPFlow) -> http.HTTPFlow:
+async def run(services: Services, f: http.HTTPFlow) -> http.HTTPFlow:
     addon = Inspect(services)
     with taddons.context(addon):
         addon.requestheaders(f)
         if not f.response and not f.error:
-            addon.request(f)
+            await addon.request(f)
     return f
 
 
@@ -92,8 +92,8 @@ def form(**fields: str) -> bytes:
     return urllib.parse.urlencode(fields).encode()
 
 
-def test_urlencoded_form_with_an_id_to_personal_webmail_is_blocked(services, log):
-    f = run(services, flow_to("mail.qq.com", form(id_no=ID), ctype=FORM))
+async def test_urlencoded_form_with_an_id_to_personal_webmail_is_blocked(services, log):
+    f = await run(services, flow_to("mail.qq.com", form(id_no=ID), ctype=FORM))
     page = assert_blocked(f, log, "identifying-to-personal-channels", ID)
     assert ID_MASKED in page
     assert log.events[-1]["action"] == "block"
@@ -103,15 +103,15 @@ def test_urlencoded_form_with_an_id_to_personal_webmail_is_blocked(services, log
 FORM = "application/x-www-form-urlencoded"
 
 
-def test_json_api_body(services, log):
+async def test_json_api_body(services, log):
     body = json.dumps({"customer": {"card": CARD, "note": "还款"}}).encode()
-    f = run(services, flow_to("chatgpt.com", body, ctype="application/json"))
+    f = await run(services, flow_to("chatgpt.com", body, ctype="application/json"))
     assert_blocked(f, log, "identifying-to-personal-channels", CARD)
 
 
-def test_json_client_gets_a_json_block(services, log):
+async def test_json_client_gets_a_json_block(services, log):
     f = flow_to("mail.qq.com", form(id_no=ID), ctype=FORM, headers={"accept": "application/json"})
-    run(services, f)
+    await run(services, f)
     assert json.loads(f.response.content)["incident"] == log.events[-1]["incident"]
 
 
@@ -137,89 +137,89 @@ def xlsx(*rows: list[str]) -> bytes:
     return out.getvalue()
 
 
-def test_multipart_text_file(services, log):
+async def test_multipart_text_file(services, log):
     body, ctype = multipart(("file", "clients.txt", "text/plain", f"张三 {ID}".encode()))
-    f = run(services, flow_to("pan.baidu.com", body, ctype=ctype))
+    f = await run(services, flow_to("pan.baidu.com", body, ctype=ctype))
     assert_blocked(f, log, "identifying-to-personal-channels", ID)
     assert "clients.txt" in log.events[-1]["findings"][0]["location"]
 
 
-def test_multipart_xlsx(services, log):
+async def test_multipart_xlsx(services, log):
     sheet = xlsx(["姓名", "身份证号"], ["张三", ID])
     ctype_x = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     body, ctype = multipart(("file", "债务清单.xlsx", ctype_x, sheet))
-    f = run(services, flow_to("pan.baidu.com", body, ctype=ctype))
+    f = await run(services, flow_to("pan.baidu.com", body, ctype=ctype))
     assert_blocked(f, log, "identifying-to-personal-channels", ID)
 
 
-def test_file_name_carrying_an_id_is_redacted_in_locations(services, log):
+async def test_file_name_carrying_an_id_is_redacted_in_locations(services, log):
     body, ctype = multipart(("file", f"{ID}.txt", "text/plain", f"号码 {ID}".encode()))
-    f = run(services, flow_to("pan.baidu.com", body, ctype=ctype))
+    f = await run(services, flow_to("pan.baidu.com", body, ctype=ctype))
     page = assert_blocked(f, log, "identifying-to-personal-channels", ID)
     assert f"{ID_MASKED}.txt" in page
 
 
-def test_gzip_compressed_body(services, log):
+async def test_gzip_compressed_body(services, log):
     body = gzip.compress(form(id_no=ID))
-    f = run(
+    f = await run(
         services, flow_to("mail.qq.com", body, ctype=FORM, headers={"content-encoding": "gzip"})
     )
     assert_blocked(f, log, "identifying-to-personal-channels", ID)
 
 
-def test_corrupt_gzip_fails_closed(services, log):
+async def test_corrupt_gzip_fails_closed(services, log):
     body = gzip.compress(form(note="hello"))[:-12] + b"garbage!"
-    f = run(
+    f = await run(
         services, flow_to("example.com", body, ctype=FORM, headers={"content-encoding": "gzip"})
     )
     assert_blocked(f, log, "fail-closed")
     assert "could not be decoded" in log.events[-1]["reason"]
 
 
-def test_base64_inside_json(services, log):
+async def test_base64_inside_json(services, log):
     encoded = base64.b64encode(f"客户身份证号码：{ID}，请核对".encode()).decode()
     body = json.dumps({"attachment": encoded}).encode()
-    f = run(services, flow_to("wx.qq.com", body, ctype="application/json"))
+    f = await run(services, flow_to("wx.qq.com", body, ctype="application/json"))
     assert_blocked(f, log, "identifying-to-personal-channels", ID)
 
 
-def test_id_split_across_two_form_fields(services, log):
-    f = run(services, flow_to("mail.qq.com", form(id1=ID[:12], id2=ID[12:]), ctype=FORM))
+async def test_id_split_across_two_form_fields(services, log):
+    f = await run(services, flow_to("mail.qq.com", form(id1=ID[:12], id2=ID[12:]), ctype=FORM))
     page = assert_blocked(f, log, "identifying-to-personal-channels", ID)
     assert ID_MASKED in page
     assert log.events[-1]["findings"][0]["location"] == "form fields joined"
 
 
-def test_url_query_carrying_an_id(services, log):
+async def test_url_query_carrying_an_id(services, log):
     path = f"/cgi-bin/compose?to=me&body=%E8%BA%AB%E4%BB%BD%E8%AF%81{ID}".encode()
-    f = run(services, flow_to("mail.qq.com", method=b"GET", path=path))
+    f = await run(services, flow_to("mail.qq.com", method=b"GET", path=path))
     assert_blocked(f, log, "identifying-to-personal-channels", ID)
 
 
-def test_raw_put(services, log):
-    f = run(services, flow_to("paste.ee", f"身份证 {ID}\n".encode(), method=b"PUT"))
+async def test_raw_put(services, log):
+    f = await run(services, flow_to("paste.ee", f"身份证 {ID}\n".encode(), method=b"PUT"))
     assert_blocked(f, log, "identifying-to-personal-channels", ID)
 
 
-def test_plain_request_without_findings_is_forwarded_and_not_recorded(services, log):
-    f = run(services, flow_to("example.com", form(q="weather"), ctype=FORM))
+async def test_plain_request_without_findings_is_forwarded_and_not_recorded(services, log):
+    f = await run(services, flow_to("example.com", form(q="weather"), ctype=FORM))
     assert f.response is None and not log.events
 
 
-def test_id_upload_to_the_law_firm_over_https_is_allowed(services, log):
+async def test_id_upload_to_the_law_firm_over_https_is_allowed(services, log):
     body, ctype = multipart(("file", "clients.txt", "text/plain", f"张三 {ID}".encode()))
-    f = run(services, flow_to("portal.lawfirm.example", body, ctype=ctype, scheme=b"https"))
+    f = await run(services, flow_to("portal.lawfirm.example", body, ctype=ctype, scheme=b"https"))
     assert f.response is None
     assert f.request.raw_content == body
     assert log.events[-1]["rule"] == "important-to-party-over-https"
     assert log.events[-1]["action"] == "allow"
 
 
-def test_phone_to_the_law_firm_is_masked(services, log):
+async def test_phone_to_the_law_firm_is_masked(services, log):
     f = flow_to(
         "portal.lawfirm.example", form(contact=PHONE, note="hi"), ctype=FORM, scheme=b"https"
     )
-    run(services, f)
+    await run(services, f)
     assert f.response is None
     sent = f.request.get_text()
     assert "139****5678" in urllib.parse.unquote_plus(sent) and PHONE not in sent
@@ -227,7 +227,7 @@ def test_phone_to_the_law_firm_is_masked(services, log):
     assert log.events[-1]["action"] == "mask" and PHONE not in json.dumps(log.events)
 
 
-def test_phone_in_gzip_json_to_the_law_firm_is_masked_and_recompressed(services, log):
+async def test_phone_in_gzip_json_to_the_law_firm_is_masked_and_recompressed(services, log):
     body = gzip.compress(json.dumps({"tel": PHONE}).encode())
     f = flow_to(
         "portal.lawfirm.example",
@@ -236,34 +236,36 @@ def test_phone_in_gzip_json_to_the_law_firm_is_masked_and_recompressed(services,
         scheme=b"https",
         headers={"content-encoding": "gzip"},
     )
-    run(services, f)
+    await run(services, f)
     assert f.response is None
     assert json.loads(gzip.decompress(f.request.raw_content)) == {"tel": "139****5678"}
 
 
-def test_phone_in_an_xlsx_to_the_law_firm_cannot_be_masked_so_is_blocked(services, log):
+async def test_phone_in_an_xlsx_to_the_law_firm_cannot_be_masked_so_is_blocked(services, log):
     ctype_x = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     body, ctype = multipart(("file", "contacts.xlsx", ctype_x, xlsx(["电话", PHONE])))
-    f = run(services, flow_to("portal.lawfirm.example", body, ctype=ctype, scheme=b"https"))
+    f = await run(services, flow_to("portal.lawfirm.example", body, ctype=ctype, scheme=b"https"))
     assert_blocked(f, log, log.events[-1]["rule"], PHONE)
     assert "cannot be rewritten" in log.events[-1]["reason"]
 
 
-def test_body_over_the_limit_is_refused_with_413(log):
+async def test_buffered_body_over_the_limit_is_refused_with_413(log):
+    """Chunked, with no stream_large_bodies: mitmproxy buffered it, too large to judge."""
     small = Services(
         policy=PolicyHolder("rules/default"),
         hash_key=b"k" * 32,
         record=log.record,
         limits=Limits(max_input_bytes=1024),
     )
-    f = run(small, flow_to("example.com", b"x" * 2048, method=b"PUT"))
+    chunked = {"transfer-encoding": "chunked"}
+    f = await run(small, flow_to("example.com", b"x" * 2048, method=b"PUT", headers=chunked))
     assert f.response.status_code == 413
     assert (
         log.events[-1]["rule"] == "fail-closed" and "inspection limit" in log.events[-1]["reason"]
     )
 
 
-def streamed(services: Services, f: http.HTTPFlow, chunks: list[bytes]) -> bytes:
+async def streamed(services: Services, f: http.HTTPFlow, chunks: list[bytes]) -> bytes:
     """Drive a flow as mitmproxy does with stream_large_bodies=1k: headers, chunks, end."""
     addon = Inspect(services)
     with taddons.context(Proxyserver(), addon) as tctx:
@@ -271,41 +273,46 @@ def streamed(services: Services, f: http.HTTPFlow, chunks: list[bytes]) -> bytes
         assert addon.stream_threshold == 1024
         f.request.stream = True  # what mitmproxy's body-size check sets before the hook
         addon.requestheaders(f)
-        assert callable(f.request.stream) and f.metadata[HELD_KEY]
-        sent = b"".join(f.request.stream(c) for c in chunks)
-        sent += f.request.stream(b"")
-        addon.request(f)  # the hook after a streamed body: must not act again
+        assert callable(f.request.stream) and f.metadata[STREAMED_KEY]
+        sent = b"".join(piece for c in [*chunks, b""] for piece in f.request.stream(c))
+        await addon.request(f)  # the hook after a streamed body: must not act again
     return sent
 
 
-def test_streamed_body_with_an_id_is_never_forwarded(services, log):
+async def test_streamed_body_with_an_id_is_never_forwarded(services, log):
     data = b"a" * 5000 + f"身份证 {ID} ".encode() + b"b" * 5000
     chunks = [data[i : i + 1000] for i in range(0, len(data), 1000)]
     f = flow_to("pan.baidu.com", data, method=b"PUT")
-    assert streamed(services, f, chunks) == b""
+    assert await streamed(services, f, chunks) == b""
     assert f.error is not None and f.response is None  # killed
     assert log.events[-1]["rule"] == "identifying-to-personal-channels"
     assert ID not in json.dumps(log.events, ensure_ascii=False)
 
 
-def test_streamed_clean_body_is_forwarded_whole(services, log):
+async def test_streamed_clean_body_is_forwarded_whole(services, log):
     data = b"plain text " * 1000
     f = flow_to("example.com", data, method=b"PUT")
-    assert streamed(services, f, [data[:4000], data[4000:]]) == data
+    assert await streamed(services, f, [data[:4000], data[4000:]]) == data
     assert f.error is None
 
 
-def test_streamed_body_over_the_limit_is_killed(log):
+async def test_declared_body_over_the_limit_is_streamed_not_refused(log):
+    """Larger than can be buffered for inspection: the addon streams it itself."""
     small = Services(
         policy=PolicyHolder("rules/default"),
         hash_key=b"k" * 32,
         record=log.record,
         limits=Limits(max_input_bytes=4096),
     )
-    f = flow_to("example.com", b"", method=b"PUT", headers={"transfer-encoding": "chunked"})
-    assert streamed(small, f, [b"x" * 3000, b"y" * 3000, b"z" * 10]) == b""
-    assert f.error is not None
-    assert "inspection limit" in log.events[-1]["reason"]
+    data = b"x" * 3000 + b"y" * 3000 + b"z" * 10
+    f = flow_to("example.com", data, method=b"PUT")
+    addon = Inspect(small)
+    with taddons.context(addon):  # no stream_large_bodies at all
+        addon.requestheaders(f)
+        assert callable(f.request.stream) and f.metadata[STREAMED_KEY]
+        chunks = (data[:3000], data[3000:], b"")
+        sent = b"".join(piece for c in chunks for piece in f.request.stream(c))
+    assert sent == data and f.error is None and not log.events
 
 
 def websocket_flow(host: str) -> http.HTTPFlow:
@@ -317,18 +324,18 @@ def websocket_flow(host: str) -> http.HTTPFlow:
     return f
 
 
-def test_websocket_message_with_an_id_is_dropped_and_the_socket_closed(services, log):
+async def test_websocket_message_with_an_id_is_dropped_and_the_socket_closed(services, log):
     f = websocket_flow("wx.qq.com")
     addon = Inspect(services)
     with taddons.context(addon):
         msg = websocket.WebSocketMessage(Opcode.TEXT, True, f'{{"msg":"{ID}"}}'.encode())
         f.websocket.messages.append(msg)
-        addon.websocket_message(f)
+        await addon.websocket_message(f)
         assert msg.dropped
         assert f.websocket.close_code == 1008
         later = websocket.WebSocketMessage(Opcode.TEXT, True, b"hello")
         f.websocket.messages.append(later)
-        addon.websocket_message(f)
+        await addon.websocket_message(f)
         assert later.dropped
     assert log.events[-1]["type"] == "websocket.message"
     assert log.events[-1]["channel"] == "websocket"
@@ -336,13 +343,13 @@ def test_websocket_message_with_an_id_is_dropped_and_the_socket_closed(services,
     assert ID not in json.dumps(log.events, ensure_ascii=False)
 
 
-def test_websocket_message_from_the_server_is_not_inspected(services, log):
+async def test_websocket_message_from_the_server_is_not_inspected(services, log):
     f = websocket_flow("wx.qq.com")
     addon = Inspect(services)
     with taddons.context(addon):
         msg = websocket.WebSocketMessage(Opcode.TEXT, False, ID.encode())
         f.websocket.messages.append(msg)
-        addon.websocket_message(f)
+        await addon.websocket_message(f)
     assert not msg.dropped and not log.events
 
 
