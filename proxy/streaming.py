@@ -293,7 +293,7 @@ class StreamedBody:
         self._outcome.finish(
             verdict,
             self._found.items(),
-            f"streamed body of {size_text(self.received)} judged as a stream",
+            f"streamed body of {_bytes(self.received)} judged as a stream",
         )
         out = self._raw.take_all()
         self.sent += len(out)
@@ -317,8 +317,8 @@ class StreamedBody:
 
     def _where(self) -> str:
         return (
-            f"stopped after {size_text(self.received)} of the request body "
-            f"({size_text(self.sent)} had gone upstream, judged clean)"
+            f"stopped after {_bytes(self.received)} of the request body; "
+            f"{_bytes(self.sent)} had gone upstream, judged clean"
         )
 
     # -- decoding and routing --------------------------------------------------------------
@@ -430,11 +430,11 @@ class StreamedBody:
         verdict = self._outcome.evaluate(self._found.items())
         self._found.changed = False
         when = (
-            f"blocked at the end of a streamed body of {size_text(self.received)} "
-            f"({size_text(self.sent)} had gone upstream, judged clean)"
+            f"blocked at the end of a streamed body of {_bytes(self.received)}; "
+            f"{_bytes(self.sent)} had gone upstream, judged clean"
             if final
-            else f"blocked mid-stream after {size_text(self.received)} of the request body "
-            f"({size_text(self.sent)} had gone upstream, judged clean)"
+            else f"blocked mid-stream after {_bytes(self.received)} of the request body; "
+            f"{_bytes(self.sent)} had gone upstream, judged clean"
         )
         if verdict.action in HOLDS:
             raise Stopped(verdict, when)
@@ -750,6 +750,11 @@ class MultipartSplitter:
         out = bytes(self._buf[:n])
         del self._buf[:n]
         return out
+
+
+def _bytes(n: int) -> str:
+    """3145728 -> '3,145,728 bytes (3 MiB)'."""
+    return f"{n:,} bytes" + (f" ({size_text(n)})" if n >= 1024 else "")
 
 
 def _codec(head: bytes, content_type: str) -> str:
