@@ -52,11 +52,13 @@ class Endpoint:
     port: int
 
     def __str__(self) -> str:
+        if not self.host:
+            return f"*:{self.port}"
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 def parse_endpoint(text: str) -> Endpoint:
-    """'127.0.0.1:8080', '[::1]:8080', 'localhost:25' → Endpoint; ValueError says why."""
+    """'127.0.0.1:8080', '[::1]:8080', 'localhost:25', '*:8080' (all) → Endpoint."""
     text = text.strip()
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
@@ -67,7 +69,11 @@ def parse_endpoint(text: str) -> Endpoint:
             raise ValueError(
                 f"{text!r} has no port; write HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080"
             )
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if host == "*":  # every address, IPv4 and IPv6 (a transparent gateway's listener)
+        host = ""
+    elif not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r} is not HOST:PORT (port 0-65535)")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{text!r} is not HOST:PORT (port 0-65535)")
     if ":" in host:
         ipaddress.IPv6Address(host)  # raises ValueError for nonsense
@@ -89,6 +95,18 @@ class RelayConfig:
     enabled: bool = True
     listen: Endpoint = Endpoint("127.0.0.1", 2525)
     smarthost: Endpoint | None = None  # None: deliver to the embedded local sink
+    hostname: str = ""  # EHLO/Received/DSN name; "" → this host's FQDN
+    trusted_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # may relay without AUTH
+    users_file: Path | None = None  # AUTH PLAIN/LOGIN after STARTTLS (`python -m mailrelay.auth`)
+    tls_cert: Path | None = None  # default: a certificate issued by the gateway's CA
+    tls_key: Path | None = None
+    smarthost_tls: str = "opportunistic"  # opportunistic | required | none
+    smarthost_ca: Path | None = None
+    smarthost_user: str | None = None
+    smarthost_password_file: Path | None = None  # the password stays out of this file
+    max_message_size: int = 25 * 2**20
+    max_recipients: int = 100
+    max_queue_age: float = 5 * 86400.0  # seconds; then a failure DSN to the sender
 
 
 @dataclass(frozen=True)
@@ -221,8 +239,31 @@ def _proxy(r: Reader, node: Node) -> ProxyConfig:
     return out
 
 
+SMARTHOST_TLS = ("opportunistic", "required", "none")
+_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | int) -> float:
+    """'5d', '12h', '30m', 90 → seconds; ValueError says why."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", str(text))
+        if not match:
+            raise ValueError(f"{text!r} is not a duration; write e.g. 5d, 12h, 30m or 90s")
+        seconds = float(int(match[1]) * _DURATION[match[2] or "s"])
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a duration must be positive")
+    return seconds
+
+
 def _relay(r: Reader, node: Node) -> RelayConfig:
-    m = r.mapping(node, "relay", ("enabled", "listen", "smarthost")) or {}
+    keys = (
+        "enabled", "listen", "smarthost", "hostname", "trusted_networks", "users_file",
+        "tls_cert", "tls_key", "smarthost_tls", "smarthost_ca", "smarthost_user",
+        "smarthost_password_file", "max_message_size", "max_recipients", "max_queue_age",
+    )  # fmt: skip
+    m = r.mapping(node, "relay", keys) or {}
     out = RelayConfig()
     if "enabled" in m and (flag := r.flag(m["enabled"], "relay.enabled")) is not None:
         out = replace(out, enabled=flag)
@@ -230,6 +271,36 @@ def _relay(r: Reader, node: Node) -> RelayConfig:
         out = replace(out, listen=ep)
     if "smarthost" in m and (ep := _endpoint(r, m["smarthost"], "relay.smarthost")):
         out = replace(out, smarthost=ep)
+    base = Path(r.file).parent
+    for key in ("hostname", "smarthost_user"):
+        if key in m and (text := r.text(m[key], f"relay.{key}")):
+            out = replace(out, **{key: text})
+    for key in ("users_file", "tls_cert", "tls_key", "smarthost_ca", "smarthost_password_file"):
+        if key in m and (text := r.text(m[key], f"relay.{key}")):
+            out = replace(out, **{key: base / text})
+    if "trusted_networks" in m:
+        nets = r.list_of(m["trusted_networks"], "relay.trusted_networks", r.network)
+        out = replace(out, trusted_networks=tuple(str(n) for n in nets if n is not None))
+    if "smarthost_tls" in m and (
+        mode := r.choice(m["smarthost_tls"], "relay.smarthost_tls", SMARTHOST_TLS)
+    ):
+        out = replace(out, smarthost_tls=mode)
+    if "max_message_size" in m:
+        try:
+            out = replace(out, max_message_size=parse_size(m["max_message_size"].value))
+        except ValueError as err:
+            r.issue(m["max_message_size"], "relay.max_message_size", str(err))
+    if "max_recipients" in m and (
+        n := r.integer(m["max_recipients"], "relay.max_recipients", 1, 100_000)
+    ):
+        out = replace(out, max_recipients=n)
+    if "max_queue_age" in m:
+        try:
+            out = replace(out, max_queue_age=parse_duration(m["max_queue_age"].value))
+        except ValueError as err:
+            r.issue(m["max_queue_age"], "relay.max_queue_age", str(err))
+    if (out.tls_cert is None) != (out.tls_key is None):
+        r.issue(node, "relay", "tls_cert and tls_key go together", "give both, or neither")
     return out
 
 
@@ -254,6 +325,8 @@ def with_flags(config: Config, args) -> Config:
         relay = replace(relay, listen=parse_endpoint(args.relay_listen))
     if getattr(args, "smarthost", None):
         relay = replace(relay, smarthost=parse_endpoint(args.smarthost))
+    if getattr(args, "users_file", None):
+        relay = replace(relay, users_file=Path(args.users_file))
     if getattr(args, "no_relay", False):
         relay = replace(relay, enabled=False)
     return replace(config, proxy=proxy, relay=relay)
@@ -265,6 +338,7 @@ __all__ = [
     "Endpoint",
     "Issue",
     "load_config",
+    "parse_duration",
     "parse_endpoint",
     "parse_host_entry",
     "parse_size",

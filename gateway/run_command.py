@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--smarthost", metavar="HOST:PORT", help="where the relay delivers mail")
     run.add_argument("--no-relay", action="store_true", help="do not start the mail relay")
     run.add_argument(
+        "--users-file", metavar="FILE", help="relay users for SMTP AUTH (python -m mailrelay.auth)"
+    )
+    run.add_argument(
         "--upstream-ca", metavar="FILE", help="CA certificates trusted for origin servers"
     )
     run.add_argument(

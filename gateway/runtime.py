@@ -5,19 +5,20 @@
 Start-up, in order, each step failing with a clear message and status 2:
 the state directory (0700), the installation key, the CA (created on first
 start, key 0600) written where mitmproxy reads it, the event log, the
-policy. Then the proxy runs until SIGTERM/SIGINT. SIGHUP reloads the policy;
+policy; then the mail relay (its spool recovered before it accepts mail)
+and the proxy, until SIGTERM/SIGINT. Either can be disabled; the relay
+delivers to its smarthost, or to the embedded sink in <state>/sink when none
+is set. SIGUSR1 retries the relay's queue now. SIGHUP reloads the policy;
 so does a change to the policy files (polled every POLL_SECONDS). A reload
 swaps one reference (rules.policy.holder): connections and flows in progress
 carry on, each decision uses one whole policy. A broken edit is refused,
 recorded as a `policy.reload` event, and the last good policy stays.
-
-The mail relay joins here when it lands; until then relay settings are
-accepted and a warning says the relay is not part of this build.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import sys
@@ -32,6 +33,9 @@ from certs.errors import CAExists
 from gateway.config import Config
 from gateway.rules_command import default_policy_dir
 from gateway.state import installation_key
+from mailrelay import services as mail_services
+from mailrelay.judge import judge
+from mailrelay.server import Relay, RelayError, RelaySettings
 from proxy.client_setup import CA_PEM, PAC
 from proxy.server import ProxySettings, build_master
 from proxy.services import Services
@@ -58,6 +62,8 @@ class Gateway:
         self.events: JsonLinesLog | None = None
         self.holder: PolicyHolder | None = None
         self.master = None
+        self.relay: Relay | None = None
+        self.key = b""
         self.ready = False
         self._tasks: set[asyncio.Task] = set()
 
@@ -67,11 +73,44 @@ class Gateway:
         except StartupError as err:
             print(f"leakguard run: {err}", file=sys.stderr)
             return 2
-        if not self.config.proxy.enabled:
-            print("leakguard run: nothing to run (the proxy is disabled)", file=sys.stderr)
+        proxy, relay_config = self.config.proxy, self.config.relay
+        if not proxy.enabled and not relay_config.enabled:
+            print("leakguard run: nothing to run (proxy and relay disabled)", file=sys.stderr)
             return 2
-        if self.config.relay.enabled:
-            log.warning("the mail relay is not part of this build yet; relay settings are ignored")
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop, stopped)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
+        watcher = asyncio.create_task(self._watch_policy())
+        try:
+            if relay_config.enabled:
+                try:
+                    self.relay = await self._start_relay()
+                except (RelayError, OSError, StartupError) as err:
+                    print(f"leakguard run: the mail relay could not start: {err}", file=sys.stderr)
+                    return 2
+                loop.add_signal_handler(signal.SIGUSR1, self.relay.flush)
+            if not proxy.enabled:
+                self._announce([])
+                await stopped.wait()
+                return 0
+            return await self._run_proxy(services)
+        finally:
+            watcher.cancel()
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                loop.remove_signal_handler(sig)
+            if self.relay is not None:
+                await self.relay.stop()
+            if self.events is not None:
+                self.events.close()
+
+    def _stop(self, stopped: asyncio.Event) -> None:
+        stopped.set()
+        if self.master is not None:
+            self.master.shutdown()
+
+    async def _run_proxy(self, services: Services) -> int:
         proxy = self.config.proxy
         settings = ProxySettings(
             host=proxy.listen.host,
@@ -83,11 +122,6 @@ class Gateway:
         self.master = build_master(
             settings, services, self.state_dir, self.state_dir / CONFDIR, self._announce
         )
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.master.shutdown)
-        watcher = asyncio.create_task(self._watch_policy())
         try:
             await self.master.run()
         except SystemExit:
@@ -100,20 +134,54 @@ class Gateway:
                 file=sys.stderr,
             )
             return 2
-        finally:
-            watcher.cancel()
-            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-            if self.events is not None:
-                self.events.close()
         return 0
+
+    async def _start_relay(self) -> Relay:
+        c = self.config.relay
+        assert self.holder is not None and self.events is not None
+        password = None
+        if c.smarthost_password_file is not None:
+            try:
+                password = c.smarthost_password_file.read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise StartupError(f"smarthost password file: {err}") from err
+        settings = RelaySettings(
+            listen=(c.listen.host, c.listen.port),
+            hostname=c.hostname,
+            smarthost=(c.smarthost.host, c.smarthost.port) if c.smarthost else None,
+            smarthost_tls=c.smarthost_tls,
+            smarthost_ca=c.smarthost_ca,
+            smarthost_user=c.smarthost_user,
+            smarthost_password=password,
+            tls_cert=c.tls_cert,
+            tls_key=c.tls_key,
+            users_file=c.users_file,
+            trusted_networks=c.trusted_networks,
+            max_message_size=c.max_message_size,
+            max_recipients=c.max_recipients,
+            max_queue_age=c.max_queue_age,
+            contact=self.config.contact,
+        )
+        judging = mail_services.Services(
+            policy=self.holder,
+            hash_key=self.key,
+            record=self.events.record,
+            state_dir=self.state_dir,
+            contact=self.config.contact,
+        )
+        relay = Relay(
+            settings, functools.partial(judge, services=judging), self.events.record, self.state_dir
+        )
+        await relay.start()
+        judging.postmaster = f"postmaster@{relay.hostname or 'localhost'}"
+        return relay
 
     # -- start-up ---------------------------------------------------------------------
 
     def _prepare(self) -> Services:
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            key = installation_key(self.state_dir)
+            key = self.key = installation_key(self.state_dir)
             ca = find_ca(self.state_dir)
             if ca is None:
                 try:
@@ -152,6 +220,15 @@ class Gateway:
         self.ready = True
         mode = self.config.proxy.mode
         assert self.holder is not None
+        if self.relay is not None:
+            host, port = self.relay.address[:2]
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            target = self.config.relay.smarthost
+            sink = "{}:{}".format(*self.relay.smarthost[:2])
+            goes = f"smarthost {target}" if target else f"the local sink on {sink}"
+            print(
+                f"leakguard: mail relay listening on {shown} (delivering to {goes})", file=self.out
+            )
         for host, port in addresses:
             shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             if host in ("0.0.0.0", "::"):

@@ -25,6 +25,8 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    if not {"--relay-listen", "--no-relay"} & set(args):
+        args = (*args, "--relay-listen", "127.0.0.1:0")  # never contend for port 2525
     status = main(["run", *args])
     out, err = capsys.readouterr()
     return status, out, err
@@ -61,7 +63,7 @@ def test_bad_flags(tmp_path: Path, capsys, flags: list[str], message: str) -> No
 
 
 def test_nothing_to_run(tmp_path: Path, capsys) -> None:
-    status, _, err = run(capsys, "--state-dir", str(tmp_path / "v"), "--no-proxy")
+    status, _, err = run(capsys, "--state-dir", str(tmp_path / "v"), "--no-proxy", "--no-relay")
     assert status == 2 and "nothing to run" in err
 
 
@@ -121,3 +123,15 @@ def test_port_in_use_is_status_2_with_the_address(tmp_path: Path) -> None:
     assert f"could not start on 127.0.0.1:{port}" in done.stderr
     assert "address already in use" in done.stderr
     assert "ready" not in done.stdout
+
+
+def test_a_relay_port_in_use_is_status_2_naming_the_relay(tmp_path: Path, capsys) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, _, err = run(
+            capsys, "--state-dir", str(tmp_path / "v"), "--relay-listen", f"127.0.0.1:{port}"
+        )
+    assert status == 2
+    assert "the mail relay could not start" in err

@@ -9,8 +9,8 @@
 
 The gateway is started with `[sys.executable, "-m", "gateway.cli", "run",
 "--state-dir", STATE, "--proxy-listen", LISTEN, *args]` (`listen` defaults to
-127.0.0.1:0, an ephemeral port; `listen=None` leaves it to the config file or
-the default 127.0.0.1:8080), optionally
+127.0.0.1:0, an ephemeral port, and the relay's too unless `args` set it;
+`listen=None` leaves both to the config file or the defaults), optionally
 behind a `prefix` such as `["ip", "netns", "exec", "ns1"]` — the prefix must
 exec the command (ip netns exec, nsenter, env do), since signals go to the
 process started. Start-up waits for the "leakguard: ready" line and parses
@@ -67,6 +67,13 @@ class Gateway:
             "--state-dir",
             str(self.state_dir),
             *(("--proxy-listen", listen) if listen else ()),
+            # the relay too gets an ephemeral port unless the test says otherwise, so
+            # gateways started side by side never contend for 2525
+            *(
+                ("--relay-listen", "127.0.0.1:0")
+                if listen and not {"--relay-listen", "--no-relay"} & set(args)
+                else ()
+            ),
             *args,
         ]
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -107,7 +114,7 @@ class Gateway:
             if time.monotonic() > deadline:
                 self._kill()
                 raise GatewayFailed(self._report(f"not ready within {timeout:g} s"))
-        if not self.addresses:
+        if not self.addresses and "--no-proxy" not in self.command:
             self.stop()
             raise GatewayFailed(self._report("ready, but no 'proxy listening on' line"))
         return self
