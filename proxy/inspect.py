@@ -57,10 +57,10 @@ from proxy.addresses import plain
 from proxy.masking import CannotMask, mask_body, mask_query
 from proxy.request_content import (
     InspectionError,
-    _filename,
     body_parts,
     decoded_body,
     joined_fields,
+    upload_filename,
     url_parts,
 )
 from proxy.services import Services
@@ -345,7 +345,7 @@ class Inspect:
         facts = BodyFacts(
             encoding=request.headers.get("content-encoding", ""),
             content_type=request.headers.get("content-type", ""),
-            filename=_filename(request.headers),
+            filename=upload_filename(request.headers),
             declared=size,
         )
         outcome = _StreamOutcome(self, flow, policy, decision.ctx)

@@ -70,7 +70,7 @@ def body_parts(raw: bytes, headers: http.Headers, limits: Limits) -> list[Part |
     return list(
         extract(
             decoded_body(raw, headers, limits),
-            name=_filename(headers),
+            name=upload_filename(headers),
             content_type=headers.get("content-type", ""),
             location=BODY,
             limits=limits,
@@ -108,7 +108,7 @@ def _is_form_field(location: str) -> bool:
     return last.startswith("form field ") and location.startswith((BODY, QUERY))
 
 
-def _filename(headers: http.Headers) -> str:
+def upload_filename(headers: http.Headers) -> str:
     """A raw upload's file name, if the client declared one (Content-Disposition)."""
     disposition = headers.get("content-disposition", "")
     if "filename=" not in disposition:
