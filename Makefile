@@ -11,7 +11,7 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/
 	  $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$c; break; }; \
 	done)
 
-.PHONY: run test bench bench-stream bench-policy lint venv clean
+.PHONY: run test bench bench-stream bench-policy bench-proxy lint venv clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,9 @@ bench-stream: $(STAMP)
 
 bench-policy: $(STAMP)
 	$(PY) bench/policy.py --rules 1000
+
+bench-proxy: $(STAMP)
+	$(PY) bench/proxy.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
