@@ -772,3 +772,23 @@ async def test_e2e_websocket_block_closes_with_1008_naming_the_incident(rig: Rig
     assert closed is not None and closed.code == 1008
     assert closed.reason == f"blocked by policy (incident {event['incident']})"
     assert rig.ws_origin.messages == ["你好"]  # nothing more from the client reached it
+
+
+async def test_small_plain_bodies_are_judged_on_the_loop_and_expanding_ones_are_not(log) -> None:
+    # With a zero time limit, only work sent to a worker thread can time out: a small plain
+    # body is judged inline (and blocked for its content), a small gzip body goes to a worker.
+    impatient = make_services(log, max_seconds=0)
+    addon = Inspect(impatient)
+    plain_body = buffered_flow("mail.qq.com", f"身份证 {ID}".encode())
+    gzipped = buffered_flow("mail.qq.com", gzip.compress(f"身份证 {ID}".encode()))
+    gzipped.request.headers["content-encoding"] = "gzip"
+    with taddons.context(addon):
+        await addon.request(plain_body)
+        await addon.request(gzipped)
+    assert plain_body.response is not None and plain_body.response.status_code == 403
+    assert gzipped.response is not None and gzipped.response.status_code == 403
+    timed_out = "inspection did not finish within 0 s"
+    inline, threaded = log.events
+    # (the zero limit also exhausts extraction's own budget: judged, as uninspectable)
+    assert (inline["rule"], inline["reason"] != timed_out) == ("uninspectable-to-external", True)
+    assert (threaded["rule"], threaded["reason"]) == ("fail-closed", timed_out)
