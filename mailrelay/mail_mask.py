@@ -29,6 +29,7 @@ from mailrelay.judge_inspect import MAIL_POLICY, filename, parse, payload
 from rules.extract.charset import choose_codec
 from rules.extract.sniff import looks_binary
 from rules.findings import Finding
+from rules.masking import CannotMask, replace_spans
 
 Find = Callable[[str], Sequence[Finding]]
 
@@ -47,28 +48,8 @@ TEXT_TYPES = frozenset(
 TEXT_EXTENSIONS = (".csv", ".tsv", ".txt")
 # Rewritten in forwarded messages; the message's own From/To/Cc stay as they are
 # (their addresses are not findings, and a value in a display name bounces).
+CannotTransform = CannotMask  # the message cannot be rewritten safely (mask or encrypt)
 NESTED_HEADERS = ("subject", "from", "to", "cc", "reply-to")
-
-
-class CannotTransform(Exception):
-    """The message cannot be rewritten safely; `reason` names the place, never a value."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def replace_spans(text: str, findings: Sequence[Finding]) -> str:
-    """`text` with each finding's span replaced by its masked form."""
-    out, pos = [], 0
-    for f in sorted(findings, key=lambda f: f.start):
-        if f.start < pos:
-            continue  # overlapping spans: the first one already covers it
-        if "inside base64" in f.why:
-            raise CannotTransform("a value inside base64-encoded text cannot be masked in place")
-        out += [text[pos : f.start], f.masked]
-        pos = f.end
-    return "".join([*out, text[pos:]])
 
 
 def mask_message(raw: bytes, find: Find) -> bytes:

@@ -11,7 +11,6 @@ proxy):
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from pathlib import Path
 from audit.events import Event, new_incident_id
 from certs.parties import PartyCertificates
 from rules.engine import Engine
+from rules.engines import EnginePerThread
 from rules.extract import Limits
 from rules.policy import Policy
 from rules.policy.holder import PolicyHolder
@@ -59,17 +59,17 @@ class Services:
     port: int = 25  # the port mail leaves on, for the policy's reach (zones.yaml)
     postmaster: str = "postmaster@localhost"  # From: of the notices the relay writes
     contact: str = "信息安全部 the security team"
-    _local: threading.local = field(default_factory=threading.local, repr=False)
+    # shareable between Services with the same key (tests build many; compiling is slow)
+    engines: EnginePerThread | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.engines is None:
+            self.engines = EnginePerThread(self.hash_key)
 
     def engine(self, policy: Policy) -> Engine:
         """One engine per thread and policy (custom detectors come from the policy)."""
-        cached = getattr(self._local, "engine", None)
-        if cached is None or cached[0] is not policy:
-            engine = Engine(
-                hash_key=self.hash_key, custom=[s.build() for s in policy.custom_detectors]
-            )
-            self._local.engine = cached = (policy, engine)
-        return cached[1]
+        assert self.engines is not None
+        return self.engines.get(policy)
 
     @property
     def certificates(self) -> PartyCertificates:

@@ -22,33 +22,13 @@ from urllib.parse import quote_plus, unquote_plus
 
 from rules.extract.text import charset_param
 from rules.findings import Finding
+from rules.masking import CannotMask, replace_spans
 
 Find = Callable[[str], Sequence[Finding]]
 
 _BOUNDARY = re.compile(r"""boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))""", re.IGNORECASE)
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/csv")
-
-
-class CannotMask(Exception):
-    """The body cannot be rewritten safely; `reason` names the place, never a value."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def replace_spans(text: str, findings: Sequence[Finding]) -> str:
-    """`text` with each finding's span replaced by its masked form."""
-    out, pos = [], 0
-    for f in sorted(findings, key=lambda f: f.start):
-        if f.start < pos:
-            continue  # overlapping spans: the first one already covers it
-        if "inside base64" in f.why:
-            raise CannotMask("a value inside base64-encoded content cannot be masked in place")
-        out += [text[pos : f.start], f.masked]
-        pos = f.end
-    return "".join([*out, text[pos:]])
 
 
 def mask_text(text: str, find: Find) -> str:

@@ -6,12 +6,12 @@ addon never reaches for globals and a test can build a real one in a line.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from audit.events import Event, new_incident_id
 from rules.engine import Engine
+from rules.engines import EnginePerThread
 from rules.extract import Limits
 from rules.policy import Policy
 from rules.policy.holder import PolicyHolder
@@ -28,14 +28,14 @@ class Services:
     new_incident: Callable[[], str] = new_incident_id
     # names the proxy answers itself, before DNS (split-horizon names; tests on loopback)
     hosts: Mapping[str, IPAddress] = field(default_factory=dict)
-    _local: threading.local = field(default_factory=threading.local, repr=False)
+    # shareable between Services with the same key (tests build many; compiling is slow)
+    engines: EnginePerThread | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.engines is None:
+            self.engines = EnginePerThread(self.hash_key)
 
     def engine(self, policy: Policy) -> Engine:
         """One engine per thread and policy (custom detectors come from the policy)."""
-        cached = getattr(self._local, "engine", None)
-        if cached is None or cached[0] is not policy:
-            engine = Engine(
-                hash_key=self.hash_key, custom=[s.build() for s in policy.custom_detectors]
-            )
-            self._local.engine = cached = (policy, engine)
-        return cached[1]
+        assert self.engines is not None
+        return self.engines.get(policy)

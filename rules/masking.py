@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rules.findings import Finding
 
 
 def keep_ends(value: str, head: int, tail: int, stars: int | None = None) -> str:
@@ -55,3 +60,25 @@ def value_hash(key: bytes, detector: str, normalised_value: str) -> str:
     """HMAC-SHA256 over detector id and normalised value, 128 bits in hex."""
     msg = f"{detector}\x00{normalised_value}".encode()
     return hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]
+
+
+class CannotMask(Exception):
+    """Content that cannot be rewritten safely; `reason` names the place, never a value."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def replace_spans(text: str, findings: Sequence[Finding]) -> str:
+    """`text` with each finding's span replaced by its masked form (the proxy's bodies and the
+    relay's mail parts alike)."""
+    out, pos = [], 0
+    for f in sorted(findings, key=lambda f: f.start):
+        if f.start < pos:
+            continue  # overlapping spans: the first one already covers it
+        if "inside base64" in f.why:
+            raise CannotMask("a value inside base64-encoded content cannot be masked in place")
+        out += [text[pos : f.start], f.masked]
+        pos = f.end
+    return "".join([*out, text[pos:]])

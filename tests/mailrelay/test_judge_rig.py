@@ -9,7 +9,6 @@ labelled corpus (`tests/data/corpus`): generated, nobody's.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy as email_policy
@@ -22,6 +21,7 @@ from certs.parties import PartyCertificates, import_certificate
 from mailrelay.judge import judge
 from mailrelay.plan import Delivery, Envelope, Plan
 from mailrelay.services import Services
+from rules.engines import EnginePerThread
 from rules.policy.holder import PolicyHolder
 from tests.certs.makecerts import Issued, mail_cert, rsa_key
 
@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "data" / "corpus" / "files"
 DEFAULT_POLICY = ROOT / "rules" / "default"
 MAIL_POLICY = ROOT / "tests" / "data" / "mail" / "policy"
+KEY = b"judge-test-key".ljust(32, b".")
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # both parties' agreements in force
 
 SENDER = "zhang.wei@firm.example"
@@ -66,26 +67,26 @@ class Shared:
     """Built once per test module: loading the policy is cheap, an engine is not."""
 
     holders: dict[Path, PolicyHolder] = field(default_factory=dict)
-    engines: dict[Path, threading.local] = field(default_factory=dict)
+    engines: dict[Path, EnginePerThread] = field(default_factory=dict)
 
     def rig(self, state_dir: Path, policy: Path = DEFAULT_POLICY) -> Rig:
         holder = self.holders.setdefault(policy, PolicyHolder(policy))
-        local = self.engines.setdefault(policy, threading.local())
-        return Rig(holder, local, state_dir)
+        engines = self.engines.setdefault(policy, EnginePerThread(KEY))
+        return Rig(holder, engines, state_dir)
 
 
 class Rig:
-    def __init__(self, holder: PolicyHolder, local: threading.local, state_dir: Path) -> None:
+    def __init__(self, holder: PolicyHolder, engines: EnginePerThread, state_dir: Path) -> None:
         self.log = MemoryLog()
         self.clock = NOW
         self.services = Services(
             policy=holder,
-            hash_key=b"judge-test-key".ljust(32, b"."),
+            hash_key=KEY,
             record=self.log.record,
             state_dir=state_dir,
             now=lambda: self.clock,
             postmaster="postmaster@firm.example",
-            _local=local,
+            engines=engines,
         )
 
     def judge(
