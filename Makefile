@@ -11,7 +11,7 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/
 	  $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$c; break; }; \
 	done)
 
-.PHONY: run test bench bench-stream bench-policy bench-proxy lint venv clean
+.PHONY: run test bench bench-stream bench-policy bench-proxy bench-relay lint venv clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,9 @@ bench-policy: $(STAMP)
 
 bench-proxy: $(STAMP)
 	$(PY) bench/proxy.py
+
+bench-relay: $(STAMP)
+	$(PY) bench/relay.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
