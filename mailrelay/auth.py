@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import fcntl
 import getpass
 import hashlib
@@ -32,6 +31,8 @@ import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+
+from certs.files import replace_file
 
 SCHEME = "scrypt"
 LOG_N, R, P = 14, 8, 1
@@ -145,24 +146,9 @@ def set_user(path: str | os.PathLike, login: str, password: str | bytes | None) 
             raise KeyError(login)
         if password is not None:
             kept.append(f"{login}:{hash_password(password)}")
-        _replace(path, ("\n".join(kept) + "\n").encode())
+        replace_file(path, ("\n".join(kept) + "\n").encode(), 0o600)
     finally:
         os.close(fd)
-
-
-def _replace(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:

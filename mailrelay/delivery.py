@@ -41,11 +41,10 @@ from pathlib import Path
 
 import aiosmtplib
 
-from audit.events import Event
 from mailrelay import dsn
+from mailrelay.events import mail_event
 from mailrelay.plan import Delivery, Outcome
 from mailrelay.spool import QUEUE, REJECT, RELEASE, Entry, Spool
-from rules.masking import mask_email
 
 log = logging.getLogger("leakguard.mailrelay")
 
@@ -532,20 +531,8 @@ class Deliverer:
         recipients,
         detail: str,
     ) -> None:
-        env = entry.envelope
-        sender = mask_email(env.mail_from) if env.mail_from else "<>"
-        event = Event(
-            type=event_type,
-            channel="smtp",
-            source_ip=env.source_ip,
-            user=env.user,
-            destination=", ".join(mask_email(r) for r in recipients),
-            action=d.action if d else "",
-            rule=d.rule if d else "",
-            reason=d.reason if d else "",
-            findings=tuple(d.findings) if d else (),
-            incident=d.incident if d else "",
-            detail=f"message {entry.message_id} from {sender}: {detail}",
+        event = mail_event(
+            event_type, entry.envelope, recipients, d, detail, message_id=entry.message_id
         )
         try:
             self.record(event.to_dict())

@@ -34,9 +34,9 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from audit.events import Event
 from mailrelay.auth import DEFAULT_TRUSTED_NETWORKS, Network, Users, in_networks, parse_networks
+from mailrelay.events import mail_event
 from mailrelay.plan import Envelope, Outcome, Plan
 from mailrelay.spool import Entry, Spool, new_message_id
-from rules.masking import mask_email
 
 log = logging.getLogger("leakguard.mailrelay")
 
@@ -438,21 +438,7 @@ def _ascii_part(text: str) -> str:
 
 
 def _event(event_type: str, env: Envelope, rcpts, d, detail: str) -> Event:
-    sender = mask_email(env.mail_from) if env.mail_from else "<>"
-    prefix = f"message {env.message_id} " if env.message_id else ""
-    return Event(
-        type=event_type,
-        channel="smtp",
-        source_ip=env.source_ip,
-        user=env.user,
-        destination=", ".join(mask_email(r) for r in rcpts),
-        action=d.action if d else "",
-        rule=d.rule if d else "",
-        reason=d.reason if d else "",
-        findings=tuple(d.findings) if d else (),
-        incident=d.incident if d else "",
-        detail=f"{prefix}from {sender}: {detail}",
-    )
+    return mail_event(event_type, env, rcpts, d, detail, message_id=env.message_id)
 
 
 def _peer_ip(session) -> str:

@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from certs.files import fsync_dir, replace_file
 from mailrelay.plan import Delivery, Envelope, Notice, Outcome, Plan
 
 SPOOL_DIR = "spool"
@@ -260,7 +261,7 @@ class Spool:
     # -- progress and removal -----------------------------------------------------------
 
     def save_state(self, entry: Entry, state: dict) -> None:
-        replace_file(entry.path.with_name(entry.name + STATE_SUFFIX), _json(state))
+        replace_file(entry.path.with_name(entry.name + STATE_SUFFIX), _json(state), 0o600)
         entry.state = state
 
     def remove(self, entry: Entry) -> None:
@@ -557,27 +558,6 @@ def _write_new(path: Path, data: bytes | list[bytes]) -> None:
             rest = memoryview(b"".join(chunks))[written:]
             while rest:
                 rest = rest[os.write(fd, rest) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def replace_file(path: Path, data: bytes) -> None:
-    """Write beside `path`, fsync, rename over it, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.tmp-{_tag()}")
-    try:
-        _write_new(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)
