@@ -25,9 +25,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from proxy.addresses import plain
 from rules.policy.errors import Issue, PolicyError
@@ -197,6 +198,15 @@ def parse_host_entry(text: str) -> tuple[str, IPAddress]:
     return name.strip().lower().rstrip("."), plain(ip)
 
 
+def _parsed[T](r: Reader, node: Node, key: str, parse: Callable[[Any], T]) -> T | None:
+    """`parse(node.value)`, its ValueError recorded as an issue on the node's line."""
+    try:
+        return parse(node.value)
+    except ValueError as err:
+        r.issue(node, key, str(err))
+        return None
+
+
 def _hosts(r: Reader, node: Node) -> dict[str, IPAddress]:
     out: dict[str, IPAddress] = {}
     if node.value is None:
@@ -227,11 +237,10 @@ def _proxy(r: Reader, node: Node) -> ProxyConfig:
         out = replace(out, listen=ep)
     if "mode" in m and (mode := r.choice(m["mode"], "proxy.mode", PROXY_MODES)):
         out = replace(out, mode=mode)
-    if "stream_above" in m:
-        try:
-            out = replace(out, stream_above=parse_size(m["stream_above"].value))
-        except ValueError as err:
-            r.issue(m["stream_above"], "proxy.stream_above", str(err))
+    if "stream_above" in m and (
+        size := _parsed(r, m["stream_above"], "proxy.stream_above", parse_size)
+    ):
+        out = replace(out, stream_above=size)
     if "upstream_ca" in m and (text := r.text(m["upstream_ca"], "proxy.upstream_ca")):
         out = replace(out, upstream_ca=Path(r.file).parent / text)
     if "hosts" in m:
@@ -285,20 +294,18 @@ def _relay(r: Reader, node: Node) -> RelayConfig:
         mode := r.choice(m["smarthost_tls"], "relay.smarthost_tls", SMARTHOST_TLS)
     ):
         out = replace(out, smarthost_tls=mode)
-    if "max_message_size" in m:
-        try:
-            out = replace(out, max_message_size=parse_size(m["max_message_size"].value))
-        except ValueError as err:
-            r.issue(m["max_message_size"], "relay.max_message_size", str(err))
+    if "max_message_size" in m and (
+        size := _parsed(r, m["max_message_size"], "relay.max_message_size", parse_size)
+    ):
+        out = replace(out, max_message_size=size)
     if "max_recipients" in m and (
         n := r.integer(m["max_recipients"], "relay.max_recipients", 1, 100_000)
     ):
         out = replace(out, max_recipients=n)
-    if "max_queue_age" in m:
-        try:
-            out = replace(out, max_queue_age=parse_duration(m["max_queue_age"].value))
-        except ValueError as err:
-            r.issue(m["max_queue_age"], "relay.max_queue_age", str(err))
+    if "max_queue_age" in m and (
+        age := _parsed(r, m["max_queue_age"], "relay.max_queue_age", parse_duration)
+    ):
+        out = replace(out, max_queue_age=age)
     if (out.tls_cert is None) != (out.tls_key is None):
         r.issue(node, "relay", "tls_cert and tls_key go together", "give both, or neither")
     return out
