@@ -714,6 +714,7 @@ async def test_e2e_a_large_clean_body_arrives_byte_identical(rig: Rig):
     body = filler(12 * MiB)
     answer = await rig.post(pieces(body, 64 * 1024))
     assert answer is not None and answer.status_code == 200
+    await wait_for(rig.origin.done)  # the origin records a request after it has answered
     ((received, complete),) = rig.origin.requests
     assert complete and received == body
     assert not rig.log.events
