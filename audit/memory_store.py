@@ -6,11 +6,16 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 
+from audit.chain import checkpoint, in_period, link
 from audit.store import Hold
+
+TEST_KEY = b"memory store: a chain key for tests"
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    def __init__(self, chain_key: bytes = TEST_KEY) -> None:
+        self.chain_key = chain_key
+        self._head: dict | None = None
         self._lock = threading.Lock()
         self._events: list[dict] = []
         self._adds: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -19,18 +24,28 @@ class MemoryStore:
         self._holds: dict[tuple[str, str], Hold] = {}
 
     def append(self, event: dict) -> dict:
-        from audit.chain import link  # the chain rule is shared by every backend
+        return self.append_many([event])[0]
 
+    def append_many(self, events: list[dict]) -> list[dict]:
         with self._lock:
-            prev = self._events[-1] if self._events else None
-            stored = link(event, prev)
-            self._events.append(stored)
-            return stored
+            out = []
+            for event in events:
+                stored = link(event, self._head, self.chain_key)
+                self._events.append(stored)
+                self._head = checkpoint(stored["seq"], stored["hash"], self.chain_key)
+                out.append(stored)
+            return [dict(e) for e in out]
 
-    def events(self, *, after_seq: int = 0) -> Iterator[dict]:
+    def events(
+        self, *, after_seq: int = 0, since: float | None = None, until: float | None = None
+    ) -> Iterator[dict]:
         with self._lock:
             snapshot = list(self._events)
-        return (e for e in snapshot if e["seq"] > after_seq)
+        return (dict(e) for e in snapshot if e["seq"] > after_seq and in_period(e, since, until))
+
+    def head(self) -> dict | None:
+        with self._lock:
+            return dict(self._head) if self._head else None
 
     def add(self, key: str, now: float, window: float, amount: float = 1.0) -> float:
         with self._lock:

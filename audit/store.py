@@ -19,6 +19,10 @@ HOLD_KINDS = ("account", "address", "sender")
 # sender:  a user's further external sending held for review (anomalous transfers)
 
 
+class StoreError(Exception):
+    """The store cannot be used (unreachable, another installation's, broken); says why."""
+
+
 @dataclass(frozen=True)
 class Hold:
     kind: str  # one of HOLD_KINDS
@@ -39,11 +43,22 @@ class Hold:
 @runtime_checkable
 class AuditStore(Protocol):
     # -- the record: append-only, chained by hash (see audit.chain) ---------------------
+    chain_key: bytes  # the HMAC key of the chain (audit.chain.chain_key)
+
     def append(self, event: dict) -> dict:
         """Store one event (already PII-masked); returns it with `seq`, `prev` and `hash`."""
 
-    def events(self, *, after_seq: int = 0) -> Iterator[dict]:
-        """Every stored event in order, from the one after `after_seq`."""
+    def append_many(self, events: list[dict]) -> list[dict]:
+        """Store several events in one transaction, in order (the writer thread's batches)."""
+
+    def events(
+        self, *, after_seq: int = 0, since: float | None = None, until: float | None = None
+    ) -> Iterator[dict]:
+        """Every stored event in seq order, from the one after `after_seq`; `since`/`until`
+        (epoch seconds, until excluded) keep those whose `time` falls in the period."""
+
+    def head(self) -> dict | None:
+        """The signed checkpoint of the last append ({seq, hash, mac}); None when empty."""
 
     # -- shared counters: one answer for every gateway using the store ---------------
     def add(self, key: str, now: float, window: float, amount: float = 1.0) -> float:

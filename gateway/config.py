@@ -16,6 +16,13 @@
       enabled: true
       listen: 127.0.0.1:2525
       smarthost: 127.0.0.1:2526    # where accepted mail is delivered (default: the local sink)
+    firewall:                      # `leakguard firewall render|apply|check` (gateway.firewall)
+      interfaces: {office: [eth1], restricted: [eth2], external: [eth0]}
+      resolvers: [10.1.0.53]       # the only DNS servers zones may ask
+      relay_clients: [10.1.0.25]   # may connect to the relay directly (the firm's mail server)
+    audit:
+      store: sqlite                # <state>/audit.db (default), or redis (several gateways)
+      redis_url: redis://127.0.0.1:6379/0
 
 Errors name the file, line, key and fix, like the policy's.
 """
@@ -110,6 +117,27 @@ class RelayConfig:
     max_queue_age: float = 5 * 86400.0  # seconds; then a failure DSN to the sender
 
 
+AUDIT_STORES = ("sqlite", "redis")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    store: str = "sqlite"  # sqlite: <state>/audit.db; redis: shared by several gateways
+    redis_url: str = ""  # redis://[:password@]host:port/db (store: redis)
+    redis_prefix: str = "leakguard:"  # key prefix, so installations can share one server
+
+
+@dataclass(frozen=True)
+class FirewallConfig:
+    """The gateway host's packet filter: which interfaces face which policy zone."""
+
+    interfaces: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # zone → names
+    resolvers: tuple[IPAddress, ...] = ()
+    relay_clients: tuple[IPAddress, ...] = ()
+    line: int = 0  # where `firewall:` is written, for issues found against the policy
+    zone_lines: Mapping[str, int] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Config:
     state_dir: Path = Path("var")
@@ -117,6 +145,8 @@ class Config:
     contact: str = "信息安全部 the security team"
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    firewall: FirewallConfig | None = None  # None: no `firewall:` section
     source: str = ""  # the file it came from, "" for the embedded defaults
 
 
@@ -128,7 +158,11 @@ def load_config(path: str | os.PathLike) -> Config:
     except PolicyError as err:
         raise ConfigError(err.issues) from None
     r = Reader(name)
-    top = r.mapping(node, "", ("version", "state_dir", "policy", "contact", "proxy", "relay"))
+    top = r.mapping(
+        node,
+        "",
+        ("version", "state_dir", "policy", "contact", "proxy", "relay", "audit", "firewall"),
+    )
     if top is None:
         raise ConfigError(r.issues)
     if "version" not in top:
@@ -152,6 +186,10 @@ def load_config(path: str | os.PathLike) -> Config:
         config = replace(config, proxy=_proxy(r, top["proxy"]))
     if "relay" in top:
         config = replace(config, relay=_relay(r, top["relay"]))
+    if "firewall" in top:
+        config = replace(config, firewall=_firewall(r, top["firewall"]))
+    if "audit" in top:
+        config = replace(config, audit=_audit(r, top["audit"]))
     errors = [i for i in r.issues if not i.warning]
     if errors:
         raise ConfigError(r.issues)
@@ -311,6 +349,82 @@ def _relay(r: Reader, node: Node) -> RelayConfig:
     return out
 
 
+def _audit(r: Reader, node: Node) -> AuditConfig:
+    m = r.mapping(node, "audit", ("store", "redis_url", "redis_prefix")) or {}
+    out = AuditConfig()
+    if "store" in m and (store := r.choice(m["store"], "audit.store", AUDIT_STORES)):
+        out = replace(out, store=store)
+    if "redis_url" in m and (url := r.text(m["redis_url"], "audit.redis_url")):
+        if not re.match(r"(rediss?|unix)://", url):
+            r.issue(
+                m["redis_url"],
+                "audit.redis_url",
+                f"{url!r} is not a Redis URL",
+                "write e.g. redis://127.0.0.1:6379/0 or unix:///run/redis.sock",
+            )
+        out = replace(out, redis_url=url)
+    if "redis_prefix" in m and (prefix := r.text(m["redis_prefix"], "audit.redis_prefix")):
+        out = replace(out, redis_prefix=prefix)
+    if out.store == "redis" and not out.redis_url:
+        r.issue(
+            node,
+            "audit.redis_url",
+            "missing (store: redis needs it)",
+            "write e.g. redis_url: redis://127.0.0.1:6379/0",
+        )
+    return out
+
+
+IFNAME = re.compile(r"^[A-Za-z0-9_.:@+-]{1,15}$")  # Linux: at most 15 bytes, no / or space
+
+
+def _interface(r: Reader, node: Node, key: str) -> str | None:
+    if isinstance(node.value, str) and IFNAME.match(node.value):
+        return node.value
+    r.issue(node, key, f"{node.value!r} is not an interface name", "write e.g. eth1 (`ip link`)")
+    return None
+
+
+def _address(r: Reader, node: Node, key: str) -> IPAddress | None:
+    try:
+        return plain(ipaddress.ip_address(str(node.value)))
+    except ValueError:
+        r.issue(node, key, f"{node.value!r} is not an IP address", "write e.g. 10.1.0.53")
+        return None
+
+
+def _firewall(r: Reader, node: Node) -> FirewallConfig:
+    m = r.mapping(node, "firewall", ("interfaces", "resolvers", "relay_clients"), ("interfaces",))
+    out = FirewallConfig(line=node.line)
+    if not m:
+        return out
+    interfaces: dict[str, tuple[str, ...]] = {}
+    lines: dict[str, int] = {}
+    owner: dict[str, str] = {}  # interface → the zone that claimed it first
+    if "interfaces" in m:
+        for zone, value in r.entries(m["interfaces"], "firewall.interfaces").items():
+            key = f"firewall.interfaces.{zone}"
+            names = r.list_of(value, key, lambda n, k: _interface(r, n, k))
+            for name in names:
+                if name in owner:
+                    r.issue(value, key, f"{name} is already in zone {owner[name]}",
+                            "an interface faces one zone")  # fmt: skip
+                owner.setdefault(name, zone)
+            if not names and value.value != []:
+                continue  # the item issues say why
+            if not names:
+                r.issue(value, key, "empty list", "list its interfaces, or leave the zone out")
+            interfaces[zone], lines[zone] = names, value.line
+        if "external" not in interfaces:
+            r.issue(m["interfaces"], "firewall.interfaces", "no `external` zone",
+                    "name the uplink: `external: [eth0]`")  # fmt: skip
+    for key in ("resolvers", "relay_clients"):
+        if key in m:
+            found = r.list_of(m[key], f"firewall.{key}", lambda n, k: _address(r, n, k))
+            out = replace(out, **{key: found})
+    return replace(out, interfaces=interfaces, zone_lines=lines)
+
+
 def with_flags(config: Config, args) -> Config:
     """Flags win over the file, so scripts and tests need not write one."""
     proxy, relay = config.proxy, config.relay
@@ -340,9 +454,11 @@ def with_flags(config: Config, args) -> Config:
 
 
 __all__ = [
+    "AuditConfig",
     "Config",
     "ConfigError",
     "Endpoint",
+    "FirewallConfig",
     "Issue",
     "load_config",
     "parse_duration",

@@ -1,0 +1,246 @@
+"""AuditStore in SQLite (WAL): the default, embedded in <state>/audit.db.
+
+The gateway and admin commands (`leakguard accounts freeze`, `audit verify`)
+open the same file at once: WAL lets readers go on while one writer
+commits, every write is one short `BEGIN IMMEDIATE` transaction (the write
+lock is taken up front, so two writers queue instead of deadlocking on an
+upgrade), and a busy writer is waited for (busy_timeout) rather than failed.
+The chain's head is read inside the appending transaction, so appends from
+several processes make one chain. synchronous=NORMAL: a committed event
+survives the process dying; only a power cut may lose the last commits.
+
+Each event is stored as its JSON body plus seq/prev/hash; nothing about an
+event is kept outside what the hash covers (filters read the body).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from audit.chain import CHAIN_FIELDS, checkpoint, iso, key_id, link
+from audit.store import Hold, StoreError
+
+BUSY_TIMEOUT_MS = 10_000
+PAGE = 500  # events read per query, so a long walk never holds a read snapshot for long
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY, prev TEXT NOT NULL, hash TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS adds (key TEXT NOT NULL, t REAL NOT NULL, amount REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS adds_by_key ON adds (key, t);
+CREATE TABLE IF NOT EXISTS distinct_members (
+    key TEXT NOT NULL, member TEXT NOT NULL, t REAL NOT NULL, PRIMARY KEY (key, member)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen (
+    key TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (key, member)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS holds (
+    kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
+"""
+
+
+class SQLiteStore:
+    def __init__(self, path: str | os.PathLike, chain_key: bytes) -> None:
+        self.path = Path(path)
+        self.chain_key = chain_key
+        self._lock = threading.Lock()
+        try:
+            if not self.path.exists():  # 0600 from the start; SQLite gives -wal/-shm the same
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            self._db = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,  # we say where transactions begin and end
+                check_same_thread=False,  # shared by threads, serialised by self._lock
+            )
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            with self._write() as db:
+                _create(db)
+                self._check_key(db)
+        except sqlite3.Error as err:
+            raise StoreError(f"audit store {self.path}: {err}") from err
+
+    def _check_key(self, db: sqlite3.Connection) -> None:
+        ours = key_id(self.chain_key)
+        row = db.execute("SELECT value FROM meta WHERE name = 'key_id'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('key_id', ?)", (ours,))
+        elif row[0] != ours:
+            raise StoreError(
+                f"audit store {self.path} was written with another installation key "
+                f"(key id {row[0]}, ours {ours}): use the state directory it belongs to"
+            )
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- the record ------------------------------------------------------------------------
+
+    def append(self, event: dict) -> dict:
+        return self.append_many([event])[0]
+
+    def append_many(self, events: list[dict]) -> list[dict]:
+        out = []
+        with self._write() as db:
+            head = _head(db)
+            for event in events:
+                stored = link(event, head, self.chain_key)
+                body = {k: v for k, v in stored.items() if k not in CHAIN_FIELDS}
+                db.execute(
+                    "INSERT INTO events (seq, prev, hash, body) VALUES (?, ?, ?, ?)",
+                    (stored["seq"], stored["prev"], stored["hash"], _json(body)),
+                )
+                head = stored
+                out.append(stored)
+            if out:
+                mark = checkpoint(head["seq"], head["hash"], self.chain_key)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (_json(mark),))
+        return out
+
+    def events(
+        self, *, after_seq: int = 0, since: float | None = None, until: float | None = None
+    ) -> Iterator[dict]:
+        where, args = ["seq > ?"], []
+        if since is not None:
+            where.append("json_extract(body, '$.time') >= ?")
+            args.append(iso(since))
+        if until is not None:
+            where.append("json_extract(body, '$.time') < ?")
+            args.append(iso(until))
+        sql = (
+            f"SELECT seq, prev, hash, body FROM events WHERE {' AND '.join(where)} "
+            f"ORDER BY seq LIMIT {PAGE}"
+        )
+        last = after_seq
+        while True:
+            with self._lock:
+                rows = self._db.execute(sql, (last, *args)).fetchall()
+            for seq, prev, digest, body in rows:
+                yield {**_body(body), "seq": seq, "prev": prev, "hash": digest}
+            if len(rows) < PAGE:
+                return
+            last = rows[-1][0]
+
+    def head(self) -> dict | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'head'").fetchone()
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except ValueError:
+            return {"unreadable": row[0]}  # verify reports it as an edited checkpoint
+
+    # -- counters --------------------------------------------------------------------------
+
+    def add(self, key: str, now: float, window: float, amount: float = 1.0) -> float:
+        with self._write() as db:
+            db.execute("DELETE FROM adds WHERE key = ? AND t <= ?", (key, now - window))
+            db.execute("INSERT INTO adds VALUES (?, ?, ?)", (key, now, amount))
+            (total,) = db.execute("SELECT SUM(amount) FROM adds WHERE key = ?", (key,)).fetchone()
+        return float(total)
+
+    def distinct(self, key: str, member: str, now: float, window: float) -> int:
+        with self._write() as db:
+            db.execute("DELETE FROM distinct_members WHERE key = ? AND t <= ?", (key, now - window))
+            db.execute(
+                "INSERT OR REPLACE INTO distinct_members VALUES (?, ?, ?)", (key, member, now)
+            )
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM distinct_members WHERE key = ?", (key,)
+            ).fetchone()
+        return count
+
+    def first_seen(self, key: str, member: str) -> bool:
+        with self._write() as db:
+            cur = db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (key, member))
+            return cur.rowcount == 1
+
+    def members(self, key: str) -> set[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT member FROM seen WHERE key = ?", (key,)).fetchall()
+        return {m for (m,) in rows}
+
+    def reset(self, key: str) -> None:
+        with self._write() as db:
+            for table in ("adds", "distinct_members", "seen"):
+                db.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
+
+    # -- holds -----------------------------------------------------------------------------
+
+    def put_hold(self, hold: Hold) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO holds VALUES (?, ?, ?)",
+                (hold.kind, hold.name, _json(hold.to_dict())),
+            )
+
+    def get_hold(self, kind: str, name: str) -> Hold | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM holds WHERE kind = ? AND name = ?", (kind, name)
+            ).fetchone()
+        return Hold(**json.loads(row[0])) if row else None
+
+    def drop_hold(self, kind: str, name: str) -> Hold | None:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT body FROM holds WHERE kind = ? AND name = ?", (kind, name)
+            ).fetchone()
+            db.execute("DELETE FROM holds WHERE kind = ? AND name = ?", (kind, name))
+        return Hold(**json.loads(row[0])) if row else None
+
+    def holds(self, kind: str | None = None) -> list[Hold]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM holds WHERE ? IS NULL OR kind = ? ORDER BY kind, name",
+                (kind, kind),
+            ).fetchall()
+        return [Hold(**json.loads(body)) for (body,) in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _create(db: sqlite3.Connection) -> None:
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _head(db: sqlite3.Connection) -> dict | None:
+    """The chain's head as the checkpoint says (not the last row: a cut tail must show)."""
+    row = db.execute("SELECT value FROM meta WHERE name = 'head'").fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def _json(data: dict) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _body(text: str) -> dict:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    # an edited row that is no longer an object still shows up, and fails its hash
+    return body if isinstance(body, dict) else {"unreadable": text}
