@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from gateway import certs_command, mail_command, rules_command, run_command, scan_command
+from gateway import firewall_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     certs_command.add_parser(sub)
     run_command.add_parser(sub)
     mail_command.add_parser(sub)
+    firewall_command.add_parser(sub)
     return parser
 
 

@@ -10,11 +10,21 @@ from pathlib import Path
 
 import yaml
 
+from audit.watch_settings import Watch
 from rules.policy.model import Conditions, Policy, Rule
+from rules.policy.watch_wire import FILE as WATCH_FILE
+from rules.policy.watch_wire import watch_to_wire
 from rules.policy.wire import VERSION
 
 
 def to_wire(policy: Policy) -> dict[str, dict]:
+    files = _five_files(policy)
+    if policy.watch != Watch():  # watch.yaml is optional: written only when it says something
+        files[WATCH_FILE] = {"version": VERSION, **watch_to_wire(policy.watch)}
+    return files
+
+
+def _five_files(policy: Policy) -> dict[str, dict]:
     return {
         "zones.yaml": {
             "version": VERSION,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rules.policy.errors import PolicyError
 from rules.policy.model import Policy
-from rules.policy.wire import FILES, load_policy
+from rules.policy.wire import FILES, OPTIONAL_FILES, load_policy
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,15 @@ class ReloadResult:
 def fingerprint(directory: Path) -> str:
     """A digest of the policy files' contents: equal digests, equal policies."""
     digest = hashlib.sha256()
-    for name in FILES:
+    for name in FILES + OPTIONAL_FILES:
         digest.update(name.encode() + b"\0")
         try:
             digest.update((directory / name).read_bytes())
         except OSError:
             digest.update(b"\0missing")
-    for extra in sorted(p.name for p in directory.glob("*.y*ml") if p.name not in FILES):
+    for extra in sorted(
+        p.name for p in directory.glob("*.y*ml") if p.name not in FILES + OPTIONAL_FILES
+    ):
         digest.update(b"\0extra " + extra.encode())
     return digest.hexdigest()[:16]
 

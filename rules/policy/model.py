@@ -12,6 +12,7 @@ from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from audit.watch_settings import Watch
 from rules.custom import CustomDetector, KeywordDetector, RegexDetector
 
 if TYPE_CHECKING:
@@ -197,6 +198,7 @@ class Policy:
     mode: Mode = Mode.ENFORCE
     timezone: str = "Asia/Shanghai"
     tls_passthrough: tuple[str, ...] = ()  # pinned clients: tunnelled uninspected, by name
+    watch: Watch = field(default_factory=Watch)  # watch.yaml: login and transfer anomalies
     source: str = field(default="", compare=False)  # the directory it came from
     warnings: tuple[str, ...] = field(default=(), compare=False)
     compiled: Compiled | None = field(default=None, compare=False, repr=False)

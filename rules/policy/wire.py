@@ -1,7 +1,8 @@
 """Policy files → domain objects. The wire schema lives here and only here.
 
 One directory, five files, each starting with `version: 1`:
-zones.yaml, destinations.yaml, parties.yaml, classes.yaml, rules.yaml.
+zones.yaml, destinations.yaml, parties.yaml, classes.yaml, rules.yaml,
+and optionally a sixth, watch.yaml (rules.policy.watch_wire).
 Names are checked across files (a rule naming an unknown zone, class or
 party is an error at load time, not a rule that silently never matches).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
+from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -38,10 +40,13 @@ from rules.policy.model import (
     Zone,
 )
 from rules.policy.reader import Reader
+from rules.policy.watch_wire import FILE as WATCH_FILE
+from rules.policy.watch_wire import parse_watch
 from rules.policy.yamlsrc import Node
 
 VERSION = 1
 FILES = ("zones.yaml", "destinations.yaml", "parties.yaml", "classes.yaml", "rules.yaml")
+OPTIONAL_FILES = (WATCH_FILE,)  # absent: the defaults
 PROBLEM_DETECTORS = (UNINSPECTABLE, ENCRYPTED_ARCHIVE)
 MESSAGE_FIELDS = ("rule", "reason", "destination", "action")
 CONDITION_KEYS = (
@@ -68,14 +73,14 @@ def load_policy(directory: str | Path) -> Policy:
     issues: list[Issue] = []
     docs: dict[str, dict[str, Node]] = {}
     for path in sorted(directory.glob("*.y*ml")):
-        if path.name not in FILES:
+        if path.name not in FILES + OPTIONAL_FILES:
             issues.append(
                 Issue(
                     path.name,
                     0,
                     "",
                     "not a policy file",
-                    did_you_mean(path.name, FILES) + " (or move it away)",
+                    did_you_mean(path.name, FILES + OPTIONAL_FILES) + " (or move it away)",
                 )
             )
     for name in FILES:
@@ -87,11 +92,21 @@ def load_policy(directory: str | Path) -> Policy:
             docs[name] = _versioned(yamlsrc.read(path), name, issues)
         except PolicyError as err:
             issues.extend(err.issues)
+    watch_doc = None
+    if (directory / WATCH_FILE).exists():
+        try:
+            watch_doc = _versioned(yamlsrc.read(directory / WATCH_FILE), WATCH_FILE, issues)
+        except PolicyError as err:
+            issues.extend(err.issues)
     if any(not i.warning for i in issues):
         raise PolicyError(issues)
     builder = _Builder(docs)
     policy = builder.build(source=str(directory))
     issues.extend(builder.issues)
+    if watch_doc is not None:
+        watch_reader = Reader(WATCH_FILE)
+        policy = replace(policy, watch=parse_watch(watch_doc, watch_reader))
+        issues.extend(watch_reader.issues)
     if any(not i.warning for i in issues):
         raise PolicyError(issues)
 
