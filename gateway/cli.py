@@ -7,6 +7,8 @@ import sys
 
 from gateway import certs_command, mail_command, rules_command, run_command, scan_command
 from gateway import firewall_command
+from gateway import incidents_command
+from gateway import report_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_command.add_parser(sub)
     mail_command.add_parser(sub)
     firewall_command.add_parser(sub)
+    incidents_command.add_parser(sub)
+    report_command.add_parser(sub)
     return parser
 
 
