@@ -21,6 +21,7 @@ Pure: no mitmproxy, no I/O.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import unicodedata
 from urllib.parse import unquote
@@ -30,6 +31,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _DIGITS = {10: "0123456789", 8: "01234567", 16: "0123456789abcdef"}
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked for every request
 def host_ip(text: str) -> IPAddress | None:
     """The address an IP-literal host names, or None for a host name.
 
@@ -53,6 +55,7 @@ def plain(ip: IPAddress) -> IPAddress:
     return ip
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked for every request
 def normal_host(text: str) -> str:
     """A host for comparison: lower case, no trailing dot, IP literals canonical.
 

@@ -45,6 +45,15 @@ class ClientSetup:
         self.services = services
         self.state_dir = Path(state_dir)
         self._local: dict[IPAddress, bool] = {}
+        # where the proxy listens, asked of mitmproxy once it runs (not on every request)
+        self._listening: list[tuple[str, int]] | None = None
+
+    def running(self) -> None:
+        self._listening = None
+
+    def configure(self, updated: set[str]) -> None:
+        if updated & {"listen_host", "listen_port", "mode"}:
+            self._listening = None  # servers restarted: ask again
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -82,10 +91,15 @@ class ClientSetup:
 
     def _is_own(self, host: str, port: int) -> bool:
         master = getattr(ctx, "master", None)
-        proxyserver = master.addons.get("proxyserver") if master else None
-        if proxyserver is None:
-            return False
-        listening = [addr[0] for addr in proxyserver.listen_addrs() if addr[1] == port]
+        if self._listening is None:
+            proxyserver = master.addons.get("proxyserver") if master else None
+            if proxyserver is None:
+                return False
+            addresses = [(a[0], a[1]) for a in proxyserver.listen_addrs()]
+            if not addresses:
+                return False  # not listening yet: nothing is ours, and nothing is kept
+            self._listening = addresses
+        listening = [address for address, bound in self._listening if bound == port]
         if not listening:
             return False
         try:

@@ -35,6 +35,7 @@ anything more from the client reaching the server.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import os
@@ -55,6 +56,7 @@ from audit.events import decision_event
 from proxy import blockpage
 from proxy.addresses import plain
 from proxy.masking import CannotMask, mask_body, mask_query
+from proxy.repeats import Repeats
 from proxy.request_content import (
     InspectionError,
     body_parts,
@@ -109,6 +111,7 @@ class Inspect:
         self.services = services
         self._threshold: tuple[str | None, int | None] = (None, None)
         self._workers: ThreadPoolExecutor | None = None
+        self._repeats = Repeats()
 
     @property
     def stream_threshold(self) -> int | None:
@@ -225,11 +228,17 @@ class Inspect:
         try:
             engine = self.services.engine(policy)
             decoded = decoded_body(raw, request.headers, limits) if raw else b""
-            parts = url_parts(request.pretty_host, request.path, limits)
-            if decoded:
-                parts += body_parts(decoded, _identity(request.headers), limits)
-            findings = scan(engine, parts)
-            verdict = evaluate(policy, findings, context)
+            host, path = request.pretty_host, request.path
+            if not decoded and self._repeats.url_is_clean(policy, host, path):
+                findings: tuple[Finding, ...] = ()
+            else:
+                parts = url_parts(host, path, limits)
+                if decoded:
+                    parts += body_parts(decoded, _identity(request.headers), limits)
+                findings = scan(engine, parts)
+                if not decoded and not findings:
+                    self._repeats.remember_clean_url(policy, host, path)
+            verdict = self._evaluate(policy, findings, context)
             if verdict.action is not Action.MASK:
                 return Decision(verdict, context, findings)
             return self._masked(engine, request, decoded, verdict, context, findings)
@@ -238,6 +247,17 @@ class Inspect:
         except Exception as err:  # fail closed; the log names the error type, not content
             log.exception("inspection failed")
             return _failed(context, f"inspection failed ({type(err).__name__})")
+
+    def _evaluate(self, policy: Policy, findings: tuple[Finding, ...], ctx: Context) -> Verdict:
+        """`evaluate`, remembered for requests that carry nothing (see proxy.repeats)."""
+        if findings:
+            return evaluate(policy, findings, ctx)
+        verdict = self._repeats.verdict(policy, ctx)
+        if verdict is None:
+            verdict = evaluate(policy, (), ctx)
+            if verdict.rule != "fail-closed":  # an evaluation error is not a repeat answer
+                self._repeats.remember_verdict(policy, ctx, verdict)
+        return verdict
 
     def _masked(
         self,
@@ -558,6 +578,7 @@ def destination_ip(flow: http.HTTPFlow) -> IPAddress | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # peer and server addresses repeat
 def _ip(text: str | None) -> IPAddress | None:
     if not text:
         return None

@@ -53,6 +53,7 @@ which is where `addons.add` puts an addon added after the defaults.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -269,6 +270,8 @@ class Isolation:
         if task is None:
             task = asyncio.ensure_future(self._make(client, host, port, channel, name, verify))
             state.decisions[key] = task
+        elif task.done():
+            return task.result()  # the usual case on a kept-alive connection: no new future
         return await asyncio.shield(task)  # a cancelled waiter must not cancel the others
 
     async def _make(
@@ -541,6 +544,7 @@ def _mode(client: connection.Client) -> str:
     return client.proxy_mode.type_name
 
 
+@functools.lru_cache(maxsize=4096)  # peer and server addresses repeat
 def _ip(text: str) -> IPAddress | None:
     try:
         return plain(ipaddress.ip_address(text))
