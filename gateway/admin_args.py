@@ -3,6 +3,8 @@
     add_location_args(parser)      # --config, --state-dir
     config = admin_config(args)    # the Config, its state_dir resolved like `run` does
     sys.exit(report_config_error(err))  # a ConfigError's line-numbered issues → status 2
+    since = parse_when("7d")       # --since/--until: a date, a time, or a span ago
+    by = operator()                # who ran it, for the admin action's event
 
 The state directory is --state-dir, else the config file's `state_dir`, else
 $LEAKGUARD_STATE_DIR, else ./var — the same answer `leakguard run` reaches, so
@@ -12,11 +14,16 @@ an admin command run beside the gateway works on the gateway's own state.
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
+import re
 import sys
+import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, load_config, parse_duration
 from gateway.state import state_dir as default_state_dir
 
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -43,3 +50,30 @@ def report_config_error(err: ConfigError) -> int:
     for issue in err.issues:
         print(issue, file=sys.stderr)
     return EXIT_ERROR
+
+
+def parse_when(text: str, now: float | None = None) -> float:
+    """--since/--until: '2026-11-23', '2026-11-23T10:00', '2026-11-23 10:00+08:00' (no zone:
+    this host's local time), or a span back from now: '24h', '7d', '30m' → epoch seconds.
+    ValueError says what is accepted."""
+    text = text.strip()
+    if re.fullmatch(r"\d+\s*[smhd]", text):
+        return (time.time() if now is None else now) - parse_duration(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time; write e.g. 2026-11-23, '2026-11-23 10:00', "
+            "2026-11-23T10:00+08:00, or 24h / 7d (that long ago)"
+        ) from None
+    return when.astimezone().timestamp() if when.tzinfo is None else when.timestamp()
+
+
+def operator() -> str:
+    """Who runs an admin command, for its event: the login name, and the sudo user behind it."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    sudo = os.environ.get("SUDO_USER")
+    return f"{sudo} (as {user})" if sudo and sudo != user else user
