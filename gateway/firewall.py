@@ -344,10 +344,7 @@ class _Builder:
             for _, version in FAMILIES:
                 fam = "ip" if version == 4 else "ip6"
                 if any(a.version == version for a in self.fw.relay_clients):
-                    out.append(
-                        f"\t{fam} saddr @relay_clients_v{version} tcp dport {relay} accept"
-                        "  # the firm's mail server submits to the relay"
-                    )
+                    out.append(f"\t{fam} saddr @relay_clients_v{version} tcp dport {relay} accept")
         if ports:
             out.append(
                 f"\ttcp dport {_set(sorted(set(ports)))} ct status & dnat == 0 goto drop_direct"
