@@ -19,7 +19,7 @@ from rules.policy import Context, Verdict
 EVENT_FIELDS = (
     "id", "time", "type", "channel", "source_ip", "user", "source_zone", "destination",
     "destination_ip", "destination_zone", "categories", "party", "action", "rule", "reason",
-    "mode", "would_block", "reported", "findings", "incident", "detail",
+    "mode", "would_block", "reported", "findings", "incident", "detail", "size",
 )  # fmt: skip
 
 
@@ -51,6 +51,7 @@ class Event:
     findings: tuple[dict, ...] = ()  # Finding.to_dict(): masked value and keyed hash only
     incident: str = ""
     detail: str = ""  # e.g. why inspection failed; never content
+    size: int = 0  # bytes of content the decision was about (anomalous transfers add them up)
     id: str = field(default_factory=lambda: secrets.token_hex(8))
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
 
@@ -60,7 +61,13 @@ class Event:
 
 
 def decision_event(
-    event_type: str, verdict: Verdict, ctx: Context, *, incident: str = "", detail: str = ""
+    event_type: str,
+    verdict: Verdict,
+    ctx: Context,
+    *,
+    incident: str = "",
+    detail: str = "",
+    size: int = 0,
 ) -> Event:
     place = verdict.place
     return Event(
@@ -83,6 +90,7 @@ def decision_event(
         findings=tuple(f.to_dict() for f in verdict.findings),
         incident=incident,
         detail=detail,
+        size=size,
     )
 
 
