@@ -251,6 +251,8 @@ def incidents(events: Iterable[dict], filters: Filters | None = None) -> list[In
 def find_incident(events: Iterable[dict], incident_id: str) -> Incident | None:
     """Every event of one incident (ids compare case-insensitively), or None."""
     wanted = incident_id.strip().upper()
+    if not wanted:
+        return None  # events outside any incident have an empty id
     found = tuple(
         e for e in events if isinstance(e, dict) and text(e.get("incident")).upper() == wanted
     )

@@ -153,11 +153,11 @@ def build_report(
     """Count the events in [since, until); `party` narrows the transfers to one party."""
     redact = redact or Redactor()
     report = Report(
-        title=title or "信息安全报告 Information security report",
+        title=redact(title) or "信息安全报告 Information security report",
         since=since,
         until=until,
         generated=now,
-        party=party,
+        party=redact(party),
     )
     held: list[dict] = []
     for e in events:
