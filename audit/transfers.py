@@ -30,6 +30,7 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -37,6 +38,7 @@ from audit.alert import Alert, AlertSender
 from audit.events import Event, new_incident_id
 from audit.store import AuditStore, Hold
 from audit.watch_settings import OffHours, TransferWatch
+from rules.policy import Action, Verdict
 
 log = logging.getLogger("leakguard.transfers")
 
@@ -322,3 +324,44 @@ def _duration(seconds: float) -> str:
     if seconds % 60 == 0:
         return f"{seconds / 60:g} min"
     return f"{seconds:g} s"
+
+
+# -- enforcement, for the doors (proxy, relay) -------------------------------------------
+
+HELD_RULE = "sender-held"
+HELD_MESSAGE = (
+    "已暂停：您向外部发送数据的权限正等待信息安全部审核。"
+    "Held for review: your sending to external destinations is paused until the security "
+    "team has looked at it."
+)
+
+HoldLookup = Callable[[str | None, str | None], str | None]
+
+
+def hold_lookup(store: AuditStore, clock: Callable[[], float] = time.time) -> HoldLookup:
+    """(user, source_ip) → the reason the sender is held, or None: what the doors ask."""
+
+    def lookup(user: str | None, source_ip: str | None) -> str | None:
+        hold = sender_hold(store, user, source_ip, clock())
+        return held_reason(hold) if hold is not None else None
+
+    return lookup
+
+
+def held_verdict(
+    verdict: Verdict, lookup: HoldLookup | None, user: object, source_ip: object
+) -> Verdict:
+    """The verdict, or a block when content would go out to the external zone from a held
+    sender. The store is asked only for external sending that would go through."""
+    if lookup is None or verdict.action.holds or verdict.place.destination_zone != EXTERNAL:
+        return verdict
+    try:
+        reason = lookup(str(user) if user else None, str(source_ip) if source_ip else None)
+    except Exception as err:  # the store is unreachable: the hold cannot be checked
+        log.error("sender hold check failed (%s): external sending refused", type(err).__name__)
+        reason = f"{HELD_PREFIX}: the hold list cannot be read ({type(err).__name__})"
+    if reason is None:
+        return verdict
+    return replace(
+        verdict, action=Action.BLOCK, rule=HELD_RULE, reason=reason, message=HELD_MESSAGE
+    )

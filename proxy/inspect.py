@@ -53,6 +53,7 @@ from mitmproxy.utils import human
 from wsproto.frame_protocol import Opcode
 
 from audit.events import decision_event
+from audit.transfers import held_verdict
 from proxy import blockpage
 from proxy.addresses import plain
 from proxy.masking import CannotMask, mask_body, mask_query
@@ -238,7 +239,7 @@ class Inspect:
                 findings = scan(engine, parts)
                 if not decoded and not findings:
                     self._repeats.remember_clean_url(policy, host, path)
-            verdict = self._evaluate(policy, findings, context)
+            verdict = self._unless_held(self._evaluate(policy, findings, context), context)
             if verdict.action is not Action.MASK:
                 return Decision(verdict, context, findings)
             return self._masked(engine, request, decoded, verdict, context, findings)
@@ -310,6 +311,10 @@ class Inspect:
             body=body if body != decoded else None,
         )
 
+    def _unless_held(self, verdict: Verdict, context: Context) -> Verdict:
+        """A sender held for review (audit.transfers) sends nothing more out."""
+        return held_verdict(verdict, self.services.sender_hold, context.user, context.source_ip)
+
     def _decide_websocket(self, flow: http.HTTPFlow, content: bytes, is_text: bool) -> Decision:
         context = request_context(flow, "websocket")
         policy = self.services.policy.policy
@@ -325,7 +330,7 @@ class Inspect:
                 )
             )
             findings = scan(engine, parts)
-            verdict = evaluate(policy, findings, context)
+            verdict = self._unless_held(evaluate(policy, findings, context), context)
             if verdict.action is not Action.MASK:
                 return Decision(verdict, context, findings)
             wanted = {(f.detector, f.value_hash) for f in verdict.mask}
@@ -440,7 +445,14 @@ class Inspect:
             flow.metadata["leakguard.incident"] = incident
         details = "; ".join(d for d in (detail, decision.detail) if d)
         self.services.record(
-            decision_event(event_type, verdict, decision.ctx, incident=incident, detail=details)
+            decision_event(
+                event_type,
+                verdict,
+                decision.ctx,
+                incident=incident,
+                detail=details,
+                size=_sent_size(flow, event_type),
+            )
         )
         return incident
 
@@ -616,6 +628,15 @@ def _declared_size(request: http.Request) -> int | None:
     if size == 0 and (request.is_http2 or request.is_http3):
         return None if "content-length" not in request.headers else 0
     return None if size is None or size < 0 else size
+
+
+def _sent_size(flow: http.HTTPFlow, event_type: str) -> int:
+    """Bytes of content a decision was about, as sent (audit.transfers adds them up)."""
+    if event_type == "websocket.message" and flow.websocket and flow.websocket.messages:
+        return len(flow.websocket.messages[-1].content)
+    if flow.request.raw_content is not None:
+        return len(flow.request.raw_content)
+    return _declared_size(flow.request) or 0  # streamed: what the headers announced
 
 
 def _fit_streamed(request: http.Request, raw: bytes, decision: Decision) -> Decision:

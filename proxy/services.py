@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from audit.events import Event, new_incident_id
+from audit.transfers import HoldLookup
 from rules.engine import Engine
 from rules.engines import EnginePerThread
 from rules.extract import Limits
@@ -30,6 +31,8 @@ class Services:
     hosts: Mapping[str, IPAddress] = field(default_factory=dict)
     # shareable between Services with the same key (tests build many; compiling is slow)
     engines: EnginePerThread | None = field(default=None, repr=False)
+    # (user, source_ip) → why the sender is held for review, or None (audit.transfers)
+    sender_hold: HoldLookup | None = None
 
     def __post_init__(self) -> None:
         if self.engines is None:
