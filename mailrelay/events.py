@@ -16,6 +16,7 @@ def mail_event(
     d: Delivery | None,
     detail: str,
     message_id: str = "",
+    size: int = 0,
 ) -> Event:
     """Addresses masked; the Delivery (if any) gives action, rule, reason and findings."""
     sender = mask_email(env.mail_from) if env.mail_from else "<>"
@@ -32,4 +33,5 @@ def mail_event(
         findings=tuple(d.findings) if d else (),
         incident=d.incident if d else "",
         detail=f"{prefix}from {sender}: {detail}",
+        size=size,  # the message's bytes, where the caller knows them
     )

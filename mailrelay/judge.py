@@ -47,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from audit.events import decision_event
+from audit.transfers import held_verdict
 from certs.archive import new_password
 from certs.errors import CannotEncrypt, CertsError
 from certs.parties import CertState
@@ -172,6 +173,7 @@ class _Judging:
         for address in recipients:
             ctx = self.context(address)
             verdict = evaluate(self.policy, self.inspection.findings, ctx)
+            verdict = held_verdict(verdict, self.services.sender_hold, ctx.user, ctx.source_ip)
             groups.setdefault(_key(verdict), []).append(_Member(address, verdict, ctx))
         deliveries: list[Delivery] = []
         notices: list[Notice] = []
@@ -393,7 +395,9 @@ class _Judging:
 
     def record(self, verdict: Verdict, ctx: Context, incident: str, detail: str) -> None:
         try:
-            event = decision_event(EVENT_TYPE, verdict, ctx, incident=incident, detail=detail)
+            event = decision_event(
+                EVENT_TYPE, verdict, ctx, incident=incident, detail=detail, size=len(self.raw)
+            )
             self.services.record(event)
         except Exception:  # the decision stands; the log says the record is missing
             log.exception("recording the decision on message %s failed", self.envelope.message_id)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from audit.events import Event, new_incident_id
+from audit.transfers import HoldLookup
 from certs.parties import PartyCertificates
 from rules.engine import Engine
 from rules.engines import EnginePerThread
@@ -61,6 +62,8 @@ class Services:
     contact: str = "信息安全部 the security team"
     # shareable between Services with the same key (tests build many; compiling is slow)
     engines: EnginePerThread | None = field(default=None, repr=False)
+    # (user, source_ip) → why the sender is held for review, or None (audit.transfers)
+    sender_hold: HoldLookup | None = None
 
     def __post_init__(self) -> None:
         if self.engines is None:
