@@ -207,7 +207,7 @@ def leakguard(*argv: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.skipif(not _loopback_aliases(), reason="needs 127.0.0.x aliases on loopback")
-def test_a_blocked_upload_through_leakguard_run_is_an_incident(tmp_path):
+def test_a_blocked_upload_through_leakguard_run_is_an_incident_and_reported(tmp_path):
     policy = tmp_path / "policy"
     shutil.copytree(ROOT / "rules" / "default", policy)
     shutil.copy(E2E / "policy" / "zones.yaml", policy / "zones.yaml")  # office is 127.0.0.1
@@ -241,5 +241,14 @@ def test_a_blocked_upload_through_leakguard_run_is_an_incident(tmp_path):
         shown = leakguard("incidents", "show", incident, "--state-dir", str(state))
         assert shown.returncode == 0, shown.stderr
         assert incident in shown.stdout and ID_MASKED in shown.stdout
-        for text in (listed.stdout, shown.stdout, shown.stderr):
+        # and the periodic report counts it
+        out = tmp_path / "report.html"
+        reported = leakguard(
+            "report", "--state-dir", str(state), "--since", "1h", "--out", str(out)
+        )
+        assert reported.returncode == 0, reported.stderr
+        assert "1 transfer(s), 1 blocked" in reported.stdout
+        html = out.read_text(encoding="utf-8")
+        assert incident in html and "身份信息 Identity" in html
+        for text in (listed.stdout, shown.stdout, shown.stderr, html):
             assert ID not in text
