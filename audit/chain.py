@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 GENESIS = "0" * 64
+EVERY_SEQ = -(2**63)  # events(after_seq=EVERY_SEQ): rows someone slipped in below seq 1 too
 CHAIN_FIELDS = ("seq", "prev", "hash")
 _INFO = b"leakguard audit chain v1"
 
@@ -141,12 +142,12 @@ def verify(
         gap = False
         if expected is not None and seq < expected:
             problems.append(
-                Problem(seq, ident, f"seq {seq} again after seq {expected - 1}: inserted", line)
+                Problem(seq, ident, f"seq {seq} where seq {expected} belongs: inserted", line)
             )
             continue
         if expected is not None and seq > expected:
-            missing = f"seq {expected}" if seq == expected + 1 else f"seq {expected}-{seq - 1}"
-            problems.append(Problem(expected, "", f"{missing} missing: deleted", line))
+            through = "" if seq == expected + 1 else f" (through seq {seq - 1})"
+            problems.append(Problem(expected, "", f"missing{through}: deleted", line))
             gap = True
         if not gap and prev_hash is not None and stated_prev != prev_hash:
             what = f"prev does not match seq {seq - 1}: inserted or reordered"
@@ -176,7 +177,7 @@ def _check_head(head: dict, last: dict | None, at_head: str | None, key: bytes) 
                 last_seq + 1,
                 "",
                 f"the record ends at seq {last_seq} but its checkpoint says seq {seq}: "
-                f"seq {last_seq + 1}-{seq} cut from the tail",
+                f"seq {last_seq + 1}{'' if seq == last_seq + 1 else f'-{seq}'} cut from the tail",
             )
         ]
     if at_head is not None and at_head != head_hash:

@@ -9,6 +9,7 @@ from gateway import certs_command, mail_command, rules_command, run_command, sca
 from gateway import firewall_command
 from gateway import incidents_command
 from gateway import report_command
+from gateway import audit_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     firewall_command.add_parser(sub)
     incidents_command.add_parser(sub)
     report_command.add_parser(sub)
+    audit_command.add_parser(sub)
     return parser
 
 

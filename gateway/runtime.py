@@ -27,7 +27,10 @@ from typing import TextIO
 
 from cryptography import x509
 
-from audit.events import EVENT_FIELDS, Event, JsonLinesLog
+from audit.events import EVENT_FIELDS, Event
+from audit.log import AuditLog
+from audit.open import open_store
+from audit.store import AuditStore, StoreError
 from certs.ca import create_ca, find_ca, write_mitmproxy_confdir
 from certs.errors import CAExists
 from gateway.config import Config
@@ -59,7 +62,8 @@ class Gateway:
         self.config = config
         self.out = out
         self.state_dir = Path(config.state_dir).absolute()
-        self.events: JsonLinesLog | None = None
+        self.store: AuditStore | None = None  # the record, counters and holds (audit.open)
+        self.events: AuditLog | None = None  # record(event): to the store, mirrored to events.jsonl
         self.holder: PolicyHolder | None = None
         self.master = None
         self.relay: Relay | None = None
@@ -72,10 +76,12 @@ class Gateway:
             services = self._prepare()
         except StartupError as err:
             print(f"leakguard run: {err}", file=sys.stderr)
+            self._close_record()
             return 2
         proxy, relay_config = self.config.proxy, self.config.relay
         if not proxy.enabled and not relay_config.enabled:
             print("leakguard run: nothing to run (proxy and relay disabled)", file=sys.stderr)
+            self._close_record()
             return 2
         loop = asyncio.get_running_loop()
         stopped = asyncio.Event()
@@ -102,8 +108,14 @@ class Gateway:
                 loop.remove_signal_handler(sig)
             if self.relay is not None:
                 await self.relay.stop()
-            if self.events is not None:
-                self.events.close()
+            self._close_record()
+
+    def _close_record(self) -> None:
+        if self.events is not None:
+            self.events.close()  # drains: every recorded event is stored before we exit
+        if self.store is not None:
+            self.store.close()
+        self.events = self.store = None
 
     def _stop(self, stopped: asyncio.Event) -> None:
         stopped.set()
@@ -190,9 +202,12 @@ class Gateway:
                 except CAExists:  # `certs init` ran at the same moment: use its CA
                     ca = find_ca(self.state_dir)
             write_mitmproxy_confdir(self.state_dir, self.state_dir / CONFDIR)
-            self.events = JsonLinesLog(self.state_dir / EVENTS_FILE)
+            self.store = open_store(self.config, self.state_dir)
+            self.events = AuditLog(self.store, self.state_dir / EVENTS_FILE)
         except (OSError, ValueError) as err:
             raise StartupError(f"state directory {self.state_dir}: {err}") from err
+        except StoreError as err:
+            raise StartupError(str(err)) from err
         upstream_ca = self.config.proxy.upstream_ca
         if upstream_ca is not None:
             _check_upstream_ca(Path(upstream_ca))
