@@ -23,6 +23,11 @@
     audit:
       store: sqlite                # <state>/audit.db (default), or redis (several gateways)
       redis_url: redis://127.0.0.1:6379/0
+    alerts:                        # always <state>/alerts.jsonl (or `file`); these besides
+      syslog: {address: "udp://127.0.0.1:514", app_name: leakguard, facility: auth}
+      webhook: {url: "https://soc.firm.example/hooks/leakguard", timeout: 10s, retries: 3}
+      mail: {to: [security@firm.example], from: leakguard@firm.example}   # through the relay
+      dedup_window: 5m             # a burst of one alert within this is one alert with a count
 
 Errors name the file, line, key and fix, like the policy's.
 """
@@ -128,6 +133,35 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class SyslogAlerts:
+    address: str  # udp://HOST:PORT or tcp://HOST:PORT (RFC 5424; TCP octet-counted)
+    app_name: str = "leakguard"
+    facility: str = "auth"
+
+
+@dataclass(frozen=True)
+class WebhookAlerts:
+    url: str  # JSON POST of each alert
+    timeout: float = 10.0
+    retries: int = 3
+
+
+@dataclass(frozen=True)
+class MailAlerts:
+    to: tuple[str, ...]  # the security team, through the gateway's own relay
+    sender: str = ""  # `from`; "" → leakguard@<this host>
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    file: Path | None = None  # JSON lines; None → <state>/alerts.jsonl
+    syslog: SyslogAlerts | None = None
+    webhook: WebhookAlerts | None = None
+    mail: MailAlerts | None = None
+    dedup_window: float = 300.0  # seconds
+
+
+@dataclass(frozen=True)
 class FirewallConfig:
     """The gateway host's packet filter: which interfaces face which policy zone."""
 
@@ -146,6 +180,7 @@ class Config:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     firewall: FirewallConfig | None = None  # None: no `firewall:` section
     source: str = ""  # the file it came from, "" for the embedded defaults
 
@@ -161,7 +196,17 @@ def load_config(path: str | os.PathLike) -> Config:
     top = r.mapping(
         node,
         "",
-        ("version", "state_dir", "policy", "contact", "proxy", "relay", "audit", "firewall"),
+        (
+            "version",
+            "state_dir",
+            "policy",
+            "contact",
+            "proxy",
+            "relay",
+            "audit",
+            "firewall",
+            "alerts",
+        ),
     )
     if top is None:
         raise ConfigError(r.issues)
@@ -190,6 +235,8 @@ def load_config(path: str | os.PathLike) -> Config:
         config = replace(config, firewall=_firewall(r, top["firewall"]))
     if "audit" in top:
         config = replace(config, audit=_audit(r, top["audit"]))
+    if "alerts" in top:
+        config = replace(config, alerts=_alerts(r, top["alerts"]))
     errors = [i for i in r.issues if not i.warning]
     if errors:
         raise ConfigError(r.issues)
@@ -372,6 +419,83 @@ def _audit(r: Reader, node: Node) -> AuditConfig:
             "missing (store: redis needs it)",
             "write e.g. redis_url: redis://127.0.0.1:6379/0",
         )
+    return out
+
+
+def _alerts(r: Reader, node: Node) -> AlertsConfig:
+    from audit.syslog import FACILITIES, parse_address
+    from audit.webhook import check_url
+
+    m = r.mapping(node, "alerts", ("file", "syslog", "webhook", "mail", "dedup_window")) or {}
+    out = AlertsConfig()
+    if "file" in m and (text := r.text(m["file"], "alerts.file")):
+        out = replace(out, file=Path(r.file).parent / text)
+    if "dedup_window" in m and (
+        window := _parsed(r, m["dedup_window"], "alerts.dedup_window", parse_duration)
+    ):
+        out = replace(out, dedup_window=window)
+    if "syslog" in m:
+        s = r.mapping(m["syslog"], "alerts.syslog", ("address", "app_name", "facility")) or {}
+        address = s.get("address")
+        if address is None:
+            r.issue(
+                m["syslog"], "alerts.syslog.address", "missing", 'write e.g. "udp://127.0.0.1:514"'
+            )
+        elif (text := r.text(address, "alerts.syslog.address")) and _parsed(
+            r, address, "alerts.syslog.address", parse_address
+        ):
+            syslog = SyslogAlerts(text)
+            if "app_name" in s and (app := r.text(s["app_name"], "alerts.syslog.app_name")):
+                if not re.fullmatch(r"[!-~]{1,48}", app):
+                    r.issue(
+                        s["app_name"],
+                        "alerts.syslog.app_name",
+                        f"{app!r} is not 1-48 printable ASCII characters without spaces",
+                    )
+                syslog = replace(syslog, app_name=app)
+            if "facility" in s and (
+                facility := r.choice(s["facility"], "alerts.syslog.facility", FACILITIES)
+            ):
+                syslog = replace(syslog, facility=facility)
+            out = replace(out, syslog=syslog)
+    if "webhook" in m:
+        w = r.mapping(m["webhook"], "alerts.webhook", ("url", "timeout", "retries")) or {}
+        if "url" not in w:
+            r.issue(
+                m["webhook"],
+                "alerts.webhook.url",
+                "missing",
+                "write e.g. url: https://soc.firm.example/hooks/leakguard",
+            )
+        elif (text := r.text(w["url"], "alerts.webhook.url")) and _parsed(
+            r, w["url"], "alerts.webhook.url", check_url
+        ):
+            hook = WebhookAlerts(text)
+            if "timeout" in w and (
+                timeout := _parsed(r, w["timeout"], "alerts.webhook.timeout", parse_duration)
+            ):
+                hook = replace(hook, timeout=timeout)
+            if (
+                "retries" in w
+                and (n := r.integer(w["retries"], "alerts.webhook.retries", 0, 20)) is not None
+            ):
+                hook = replace(hook, retries=n)
+            out = replace(out, webhook=hook)
+    if "mail" in m:
+        mm = r.mapping(m["mail"], "alerts.mail", ("to", "from")) or {}
+        to = r.list_of(mm["to"], "alerts.mail.to", r.mail_address) if "to" in mm else ()
+        if not to:
+            r.issue(
+                m["mail"],
+                "alerts.mail.to",
+                "no recipient",
+                "write e.g. to: [security@firm.example]",
+            )
+        sender = ""
+        if "from" in mm and (text := r.mail_address(mm["from"], "alerts.mail.from")):
+            sender = text
+        if to:
+            out = replace(out, mail=MailAlerts(to, sender))
     return out
 
 
