@@ -75,10 +75,10 @@ CHANNEL_LABELS = {
 }
 NO_CLASS = "未识别敏感信息 No sensitive data"
 NO_PARTY = "非登记第三方 No approved party"
-LOGIN_FAILURE_TYPES = ("login.failure", "smtp.auth.failure")
 COUNTED_TYPES = {  # event type → the figure it adds to
+    # the login watch records every login the gateway sees (SMTP AUTH, proxy, web apps);
+    # the relay's own "smtp.auth.failure" repeats the SMTP ones, so it is not counted again
     "login.failure": "login_failures",
-    "smtp.auth.failure": "login_failures",
     "login.anomaly": "login_anomalies",
     "account.frozen": "accounts_frozen",
     "account.unfrozen": "accounts_unfrozen",

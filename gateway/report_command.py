@@ -82,7 +82,7 @@ def _report(args: argparse.Namespace) -> int:
     try:
         with admin_store(args) as store:
             report = build_report(
-                store.events(),
+                store.events(since=since.timestamp(), until=until.timestamp()),
                 store.holds("account"),
                 since,
                 until,
