@@ -47,6 +47,7 @@ from gateway.state import KEY_FILE
 EXIT_TAMPERED = 1
 EVENTS_FILE = "events.jsonl"  # the gateway's mirror (gateway.runtime.EVENTS_FILE)
 EXPORT_TYPE = "audit.export"
+LISTED = ("seq", "time", "type", "user", "source_ip", "action", "rule", "destination")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -354,21 +355,7 @@ def _events(args: argparse.Namespace, config: Config) -> int:
         return EXIT_OK
     table = [("SEQ", "TIME", "TYPE", "USER", "FROM", "ACTION", "RULE", "TO")]
     for e in rows:
-        table.append(
-            tuple(
-                str(e.get(k) or "-")
-                for k in (
-                    "seq",
-                    "time",
-                    "type",
-                    "user",
-                    "source_ip",
-                    "action",
-                    "rule",
-                    "destination",
-                )
-            )
-        )
+        table.append(tuple(str(e.get(k) or "-") for k in LISTED))
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
     for row in table:
         print("  ".join([*(row[i].ljust(widths[i]) for i in range(len(widths))), row[-1]]))
