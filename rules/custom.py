@@ -9,7 +9,7 @@ a regex may name a validator that confirms or drops each match.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 
@@ -72,27 +72,61 @@ class KeywordDetector(CustomDetector):
     words: tuple[str, ...]
     score: float = 0.8
     case_sensitive: bool = False
-    _automaton: ahocorasick.Automaton = field(init=False, repr=False)
+    _search: KeywordSearch = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.words:
             raise ValueError(f"keyword detector {self.id!r} has no words")
-        self._automaton = ahocorasick.Automaton()
-        for word in self.words:
-            key = word if self.case_sensitive else word.lower()
-            self._automaton.add_word(key, len(key))
-        self._automaton.make_automaton()
+        self._search = KeywordSearch((self,))
 
     def find(self, text: str) -> list[tuple[int, int, Candidate]]:
-        haystack = text if self.case_sensitive else _lower_keeping_offsets(text)
-        out = []
-        for end, length in self._automaton.iter(haystack):
-            start = end + 1 - length
-            value = haystack[start : end + 1]
-            out.append(
-                (start, end + 1, Candidate(self.id, value, self.score, self.score, ("keyword",)))
-            )
-        return out
+        return self._search.find(text)
+
+
+class KeywordSearch:
+    """Several keyword detectors in one pass: one automaton, the text lowered once."""
+
+    def __init__(self, detectors: Sequence[KeywordDetector]) -> None:
+        self.detectors = tuple(detectors)
+        self._caseless = self._automaton(False)
+        self._exact = self._automaton(True)
+
+    def _automaton(self, case_sensitive: bool) -> ahocorasick.Automaton | None:
+        owners: dict[str, list[int]] = {}  # a word may belong to several detectors
+        for i, detector in enumerate(self.detectors):
+            if detector.case_sensitive == case_sensitive:
+                for word in detector.words:
+                    key = word if case_sensitive else word.lower()
+                    if i not in owners.setdefault(key, []):
+                        owners[key].append(i)
+        if not owners:
+            return None
+        automaton = ahocorasick.Automaton()
+        for key, who in owners.items():
+            automaton.add_word(key, (len(key), tuple(who)))
+        automaton.make_automaton()
+        return automaton
+
+    def find(self, text: str) -> list[tuple[int, int, Candidate]]:
+        return [hit for hits in self.find_each(text) for hit in hits]
+
+    def find_each(self, text: str) -> list[list[tuple[int, int, Candidate]]]:
+        """What each detector's own find would answer, in the order of the detectors."""
+        found: list[list[tuple[int, int, Candidate]]] = [[] for _ in self.detectors]
+        for automaton, haystack in (
+            (self._caseless, _lower_keeping_offsets(text) if self._caseless else ""),
+            (self._exact, text),
+        ):
+            if automaton is None:
+                continue
+            for end, (length, who) in automaton.iter(haystack):
+                start = end + 1 - length
+                value = haystack[start : end + 1]
+                for i in who:
+                    d = self.detectors[i]
+                    cand = Candidate(d.id, value, d.score, d.score, ("keyword",))
+                    found[i].append((start, end + 1, cand))
+        return found
 
 
 @dataclass

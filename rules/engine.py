@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rules import tokens, triggers
-from rules.custom import CustomDetector
+from rules.custom import CustomDetector, KeywordDetector, KeywordSearch
 from rules.detectors import DEFAULT_MIN_SCORE, DETECTORS, PRIORITY, Candidate
 from rules.findings import Finding, Part, Problem
 from rules.masking import value_hash
@@ -144,6 +144,8 @@ class Engine:
             raise ValueError(f"unknown detector ids: {', '.join(sorted(unknown))}")
         self.enabled = frozenset(enabled)
         self.custom = tuple(custom)
+        # Keyword detectors share one automaton and one lowering of the text.
+        self._keywords = KeywordSearch([c for c in self.custom if type(c) is KeywordDetector])
         self.min_score = min_score
         self._key = hash_key
         # Two passes: disguises on the text as it came, tokens on the text as read.
@@ -231,8 +233,9 @@ class Engine:
         data = text.encode("utf-8", "replace")
         layers = self._layers_needed(data)
         if layers:
-            norm = normalise(text, needed=self._remember(layers))
-            data = norm.text.encode("utf-8", "replace")
+            last = [text, data]  # the text normalise() asked about last, and its bytes
+            norm = normalise(text, needed=self._remember(layers, last))
+            data = last[1] if last[0] is norm.text else norm.text.encode("utf-8", "replace")
         else:
             norm = Normalised(text, MapChain())
         ends = self._triggers.ends(data)
@@ -240,26 +243,37 @@ class Engine:
         if any(tid == _BASE64 for tid, _ in ends):
             byte_hits.extend(self._base64_hits(data, depth))
         raws = self._to_chars(data, norm, byte_hits)
-        for detector in self.custom:
-            for start, end, cand in detector.find(norm.text):
-                start, end, undone = norm.back.trace(start, end)
-                raws.append(
-                    _Raw(start, end, cand, cand.score, (*cand.why, *undone), len(cand.value))
-                )
+        for start, end, cand in self._custom_hits(norm.text):
+            start, end, undone = norm.back.trace(start, end)
+            raws.append(_Raw(start, end, cand, cand.score, (*cand.why, *undone), len(cand.value)))
         return _resolve(raws)
+
+    def _custom_hits(self, text: str) -> list[tuple[int, int, Candidate]]:
+        """Every custom detector's matches, detector by detector in the policy's order."""
+        if not self.custom:
+            return []
+        keyword_hits = iter(self._keywords.find_each(text) if self._keywords.detectors else ())
+        out = []
+        for detector in self.custom:
+            out += next(keyword_hits) if type(detector) is KeywordDetector else detector.find(text)
+        return out
 
     def _layers_needed(self, data: bytes) -> set[int]:
         return {tid for tid, _ in self._layers.ends(data)}
 
-    def _remember(self, first: set[int]) -> Callable[[str], set[int]]:
-        """Answers normalise()'s "which layers match?": first from the pass already made."""
+    def _remember(self, first: set[int], last: list) -> Callable[[str], set[int]]:
+        """Answers normalise()'s "which layers match?": first from the pass already made.
+
+        Keeps the last text asked about in `last`, with its bytes: it is the
+        final text, which the engine scans next, unless the last round changed nothing."""
         answers = iter([first])
 
         def needed(text: str) -> set[int]:
             known = next(answers, None)
-            return (
-                known if known is not None else self._layers_needed(text.encode("utf-8", "replace"))
-            )
+            if known is not None:
+                return known
+            last[:] = text, text.encode("utf-8", "replace")
+            return self._layers_needed(last[1])
 
         return needed
 

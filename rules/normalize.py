@@ -26,7 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from re import Match
 
-from rules.textmap import MapChain, substitute
+from rules.textmap import (
+    BlockSpanMap,
+    MapChain,
+    SpanMap,
+    substitute,
+    substitute_blocks,
+    substitute_decoded,
+)
 
 # Chinese numerals, one character per digit; runs shorter than this are dates and
 # counting words (二〇二四年, 第一百二十三号), not numbers spelled out.
@@ -94,16 +101,56 @@ def _char_class(chars: str | set[str]) -> str:
 
 @dataclass(frozen=True)
 class Layer:
-    """One kind of rewrite: where it applies (`pattern`) and what a match becomes."""
+    """One kind of rewrite: where it applies (`pattern`) and what a match becomes.
+
+    `replace` gets the match and may answer one string per character (each maps
+    back on its own); `decode` gets only the matched text and answers one string
+    for the whole match, which lets `substitute_decoded` skip Python per match.
+    A layer has exactly one of the two; None from either leaves the match as is.
+    """
 
     name: str  # shown in a finding's reasons ("decoded HTML entities")
     pattern: re.Pattern[str]
-    replace: Callable[[Match[str]], str | list[str] | None]
-    trigger: str = ""  # a pattern matching exactly where `replace` changes text, if not `pattern`
+    replace: Callable[[Match[str]], list[str] | None] | None = None
+    trigger: str = ""  # a pattern matching exactly where the layer changes text, if not `pattern`
+    decode: Callable[[str], str | None] | None = None
+    # For texts dense with matches: `bulk` rewrites a whole block as `decode` would each
+    # match in it (or answers None), and `outside` matches a character no match contains.
+    bulk: Callable[[str], str | None] | None = None
+    outside: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.replace is None) == (self.decode is None):
+            raise ValueError(f"layer {self.name!r}: give exactly one of replace and decode")
+        if self.pattern.groups:
+            raise ValueError(f"layer {self.name!r}: the pattern must not capture")
 
     @property
     def trigger_pattern(self) -> str:
         return self.trigger or self.pattern.pattern
+
+    @functools.cached_property
+    def splitter(self) -> re.Pattern[str]:
+        return re.compile(f"({self.pattern.pattern})", self.pattern.flags)
+
+    def apply(self, text: str) -> tuple[str, SpanMap | BlockSpanMap] | None:
+        if self.bulk is None:
+            return self.apply_exactly(text)
+        # Big blocks rewrite fast; a block a finding lies in is mapped through small ones.
+        return substitute_blocks(text, self._outside, self.bulk, self._apply_small_blocks, 16384)
+
+    def _apply_small_blocks(self, text: str) -> tuple[str, BlockSpanMap] | None:
+        return substitute_blocks(text, self._outside, self.bulk, self.apply_exactly, 512)
+
+    def apply_exactly(self, text: str) -> tuple[str, SpanMap] | None:
+        """One match at a time: the reference `apply` must agree with."""
+        if self.decode is not None:
+            return substitute_decoded(text, self.splitter, self.decode)
+        return substitute(text, self.pattern, self.replace)
+
+    @functools.cached_property
+    def _outside(self) -> re.Pattern[str]:
+        return re.compile(self.outside)
 
 
 def _decode_bytes(raw: bytes) -> str | None:
@@ -137,22 +184,47 @@ def _url_text(escaped: str) -> str | None:
 
 @_memo
 def _js_text(escaped: str) -> str:
-    # The run holds only \uXXXX, \xXX and \/ escapes: Python's own unicode_escape
-    # codec reads the first two. Pair UTF-16 surrogates; lone ones become U+FFFD.
+    # A run of whole escapes, each starting with a backslash, so a "\\/" in it is
+    # an escaped slash; Python's unicode_escape codec reads all the others.
+    # Pair UTF-16 surrogates; lone ones become U+FFFD.
     decoded = escaped.replace("\\/", "/").encode("ascii").decode("unicode_escape")
+    if not _SURROGATE.search(decoded):
+        return decoded
     return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _qp(m: Match[str]) -> str | None:
-    return _qp_text(m.group())
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A backslash before a character no escape starts with (unless it is escaped itself);
+# a \u or \x without its hex digits makes unicode_escape fail, also caught below.
+_NOT_AN_ESCAPE = re.compile(r"\\[^\\\"'/bfnrtux]|\\\Z")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_STAND_IN = "\uf8ff"  # a private-use character stands for "\\" while "\/" is undone
 
 
-def _url(m: Match[str]) -> str | None:
-    return _url_text(m.group())
-
-
-def _js(m: Match[str]) -> str | None:
-    return _js_text(m.group())
+def _js_bulk(text: str) -> str | None:
+    """The text with every escape run decoded as _js_text decodes it, in a few C passes;
+    None where that is not certain (an escape it does not read, a surrogate to pair)."""
+    if "\\" not in text:
+        return text
+    pos = 0
+    while m := _NOT_AN_ESCAPE.search(text, pos):
+        first = m.start()
+        while first > 0 and text[first - 1] == "\\":
+            first -= 1
+        if (m.start() - first) % 2 == 0:  # this backslash starts an escape _js_text leaves alone
+            return None
+        pos = m.start() + 1  # the second of a pair ("\\d" is "\\" then "d"): fine
+    if ("\\ud" in text or "\\uD" in text) and _SURROGATE_ESCAPE.search(text):
+        return None  # _js_text pairs surrogates within a run; unicode_escape does not
+    if "\\/" in text:
+        if _STAND_IN in text:
+            return None
+        text = text.replace("\\\\", _STAND_IN).replace("\\/", "/").replace(_STAND_IN, "\\\\")
+    # Other characters travel through as escapes of themselves and come back unchanged.
+    try:
+        return text.encode("ascii", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError:  # a \u or \x escape without its digits
+        return None
 
 
 def _useful_entities() -> list[str]:
@@ -185,10 +257,6 @@ def _entity_text(escaped: str) -> str | None:
     return decoded if decoded != escaped else None
 
 
-def _entity(m: Match[str]) -> str | None:
-    return _entity_text(m.group())
-
-
 def _chars(m: Match[str]) -> list[str] | None:
     new = [CHAR_TABLE.get(c, c) for c in m.group()]  # per character: exact spans back
     return new if any(a != b for a, b in zip(new, m.group(), strict=True)) else None
@@ -203,15 +271,19 @@ DECODING_LAYERS: tuple[Layer, ...] = (
     Layer(
         "decoded quoted-printable",
         re.compile(r"=(?:[89A-Fa-f][0-9A-Fa-f]|\r?\n)(?:=[89A-Fa-f][0-9A-Fa-f]|=\r?\n)*"),
-        _qp,
+        decode=_qp_text,
     ),
-    Layer("decoded URL escapes", re.compile(r"%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*"), _url),
+    Layer(
+        "decoded URL escapes", re.compile(r"%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*"), decode=_url_text
+    ),
+    # Every escape of a JSON string (and JS's \xXX, \'): a value right after an
+    # escaped line break ("\n11010519…") is only a token once the "n" is gone.
     Layer(
         "decoded JSON/JS escapes",
-        re.compile(
-            r"\\(?:u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|/)(?:\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|\\/)*"
-        ),
-        _js,
+        re.compile(r"(?:\\(?:u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|[\"'\\/bfnrt]))+"),
+        decode=_js_text,
+        bulk=_js_bulk,
+        outside=r"[^\\ux0-9A-Fa-f\"'/bfnrt]",
     ),
     Layer(
         "decoded HTML entities",
@@ -223,7 +295,7 @@ DECODING_LAYERS: tuple[Layer, ...] = (
             + _SPACES[1:]
             + r"(?=[0-9])|amp;(?=#|[A-Za-z]{2,31};))"
         ),
-        _entity,
+        decode=_entity_text,
         # Hyperscan has no look-around: the same condition, consuming.
         trigger=_ENTITY + r"|[0-9]" + _SPACES + r"[0-9]|&amp;#|&amp;[A-Za-z]{2,31};",
     ),
@@ -284,7 +356,7 @@ def normalise(text: str, needed: Callable[[str], set[int]] | None = None) -> Nor
             break
         for i in sorted(wanted):
             layer = ALL_LAYERS[i]
-            result = substitute(text, layer.pattern, layer.replace)
+            result = layer.apply(text)
             if result is None:
                 fruitless.add(i)
                 continue
