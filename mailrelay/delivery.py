@@ -43,6 +43,7 @@ import aiosmtplib
 
 from mailrelay import dsn
 from mailrelay.events import mail_event
+from mailrelay.lanes import Lane
 from mailrelay.plan import Delivery, Outcome
 from mailrelay.spool import QUEUE, REJECT, RELEASE, Entry, Spool
 
@@ -215,6 +216,7 @@ class Deliverer:
         self._tasks: list[asyncio.Task] = []
         self._connections: list[Connection] = []
         self._last_rescan = 0.0
+        self._io = Lane("relay-delivery-io", threads=4)  # spool reads, state, removal
         self.delivered = 0  # groups delivered (for tests and a status line)
 
     # -- control ------------------------------------------------------------------------
@@ -245,6 +247,7 @@ class Deliverer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(c.quit() for c in self._connections))
         self._tasks.clear()
+        self._io.stop()
 
     def submit(self, entry: Entry) -> None:
         """A message just accepted: deliver it now, from memory while the backlog is small
@@ -289,13 +292,13 @@ class Deliverer:
                     self._ready.put_nowait(name)
             if now - last_poll >= poll:
                 last_poll = now
-                if await asyncio.to_thread(self.spool.take_flush_request):
+                if await self._io.run(self.spool.take_flush_request):
                     log.info("flush requested: retrying the whole queue now")
                     self.flush()
                     continue
             if now - self._last_rescan >= self.settings.rescan_interval:
                 self._last_rescan = now
-                for name in await asyncio.to_thread(self.spool.names, QUEUE):
+                for name in await self._io.run(self.spool.names, QUEUE):
                     if name not in self._when and name not in self._busy:
                         self._schedule(name, now)
                 continue
@@ -323,7 +326,7 @@ class Deliverer:
                         len(d.message or b"") for d in entry.plan.deliveries
                     )
                 else:
-                    entry = await asyncio.to_thread(self.spool.load, name)
+                    entry = await self._io.run(self.spool.load, name)
                 if entry is not None:
                     retry_at = await self.process(entry, conn)
             except asyncio.CancelledError:
@@ -351,12 +354,12 @@ class Deliverer:
         async def save() -> None:
             nonlocal dirty
             if dirty and _remaining(state, deliveries, entry):
-                await asyncio.to_thread(self.spool.save_state, entry, state)
+                await self._io.run(self.spool.save_state, entry, state)
             dirty = False
 
         # 1. the security team's decision (the quarantine copy a crash may have left goes)
         if entry.decision and DECISION_EVENT not in done:
-            await asyncio.to_thread(self.spool.drop_quarantined, entry)
+            await self._io.run(self.spool.drop_quarantined, entry)
             kind = "release" if entry.decision["decision"] == RELEASE else "reject"
             for d in deliveries:
                 self._event(
@@ -373,7 +376,7 @@ class Deliverer:
         # 2. quarantine
         held = [i for i, d in enumerate(deliveries) if d.outcome is Outcome.QUARANTINE]
         if held and QUARANTINED not in done:
-            await asyncio.to_thread(self.spool.quarantine, entry, held)
+            await self._io.run(self.spool.quarantine, entry, held)
             for i in held:
                 d = deliveries[i]
                 self._event("smtp.quarantine", entry, d, d.recipients, "held for review")
@@ -485,11 +488,11 @@ class Deliverer:
                 [entry.envelope.mail_from] if entry.envelope.mail_from else [],
                 f"reports and notices could not be sent; dropped (last error: {last_error})",
             )
-            await asyncio.to_thread(self.spool.remove, entry)
+            await self._io.run(self.spool.remove, entry)
             return None
 
         if not _remaining(state, deliveries, entry):
-            await asyncio.to_thread(self.spool.remove, entry)
+            await self._io.run(self.spool.remove, entry)
             return None
         state["attempts"] += 1
         state["last_error"] = last_error
@@ -498,7 +501,7 @@ class Deliverer:
         )
         delay *= random.uniform(0.9, 1.1)
         state["next"] = now + delay
-        await asyncio.to_thread(self.spool.save_state, entry, state)
+        await self._io.run(self.spool.save_state, entry, state)
         return time.monotonic() + delay
 
     async def _report(self, conn, entry, items, mta, contact) -> tuple[bool, str]:

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import concurrent.futures
+import functools
 import logging
 import re
 import time
@@ -33,8 +34,10 @@ from email.utils import formatdate
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from audit.events import Event
+from audit.logins import LoginWatcher
 from mailrelay.auth import DEFAULT_TRUSTED_NETWORKS, Network, Users, in_networks, parse_networks
 from mailrelay.events import mail_event
+from mailrelay.lanes import Lane
 from mailrelay.plan import Envelope, Outcome, Plan
 from mailrelay.spool import Entry, Spool, new_message_id
 
@@ -127,8 +130,10 @@ class RelayHandler:
         record: Record,
         *,
         users: Users | None = None,
-        judge_pool: concurrent.futures.Executor | None = None,
+        judge_lane: Lane,
+        spool_lane: Lane,
         io_pool: concurrent.futures.Executor | None = None,
+        logins: LoginWatcher | None = None,
     ) -> None:
         self.judge = judge
         self.spool = spool
@@ -136,16 +141,21 @@ class RelayHandler:
         self.on_spooled = on_spooled
         self.record = record
         self.users = users
-        self.judge_pool = judge_pool
-        self.io_pool = io_pool
+        self.judge_lane = judge_lane
+        self.spool_lane = spool_lane
+        self.io_pool = io_pool  # AUTH's password checks
+        self.logins = logins  # frozen accounts, blocked addresses, anomalies (settable later)
         self.accepted = 0
 
     # -- who may relay ------------------------------------------------------------------
 
     def _trusted(self, session) -> bool:
-        peer = session.peer
-        host = peer[0] if isinstance(peer, tuple) else str(peer or "")
-        return in_networks(host, self.policy.trusted_networks)
+        trusted = getattr(session, "leakguard_trusted", None)
+        if trusted is None:  # the peer does not change within a session: look once
+            peer = session.peer
+            host = peer[0] if isinstance(peer, tuple) else str(peer or "")
+            trusted = session.leakguard_trusted = in_networks(host, self.policy.trusted_networks)
+        return trusted
 
     def _may_relay(self, session) -> bool:
         return bool(session.authenticated) or self._trusted(session)
@@ -218,13 +228,25 @@ class RelayHandler:
         if self.users is None:
             return AuthResult(success=False, handled=False, message=AUTH_INVALID)
         loop = asyncio.get_running_loop()
-        try:
-            ok = await loop.run_in_executor(self.io_pool, self.users.verify, login, password)
+        name = login.decode("utf-8", "replace")[:64]
+        watcher, ip = self.logins, _peer_ip(session)
+        try:  # a frozen account or a blocked address: 535 whatever the password, like a guess
+            refused = watcher and await loop.run_in_executor(
+                self.io_pool, watcher.check, "smtp", name, ip
+            )
+            ok = not refused and await loop.run_in_executor(
+                self.io_pool, self.users.verify, login, password
+            )
+            if watcher and not refused:
+                attempt = functools.partial(watcher.attempt, "smtp", name, ip, ok=bool(ok))
+                refused = await loop.run_in_executor(self.io_pool, attempt)
         except OSError as err:
             log.error("users file %s: %s", self.users.path, err)
             return AuthResult(success=False, handled=False, message=AUTH_TEMPFAIL)
-        name = login.decode("utf-8", "replace")[:64]
-        if ok:
+        except Exception:  # the audit store is down: fail closed, the client may retry
+            log.exception("login watch failed for an SMTP AUTH")
+            return AuthResult(success=False, handled=False, message=AUTH_TEMPFAIL)
+        if ok and not refused:
             return AuthResult(success=True, auth_data=LoginPassword(login, b""))
         failures = getattr(session, "leakguard_failures", 0) + 1
         session.leakguard_failures = failures
@@ -235,7 +257,8 @@ class RelayHandler:
                 source_ip=_peer_ip(session),
                 user=name,
                 action="refuse",
-                detail=f"wrong login or password (failure {failures} in this connection)",
+                detail=f"{refused.why if refused else 'wrong login or password'} "
+                f"(failure {failures} in this connection)",
             )
         )
         await asyncio.sleep(self.policy.auth_failure_delay)
@@ -263,11 +286,10 @@ class RelayHandler:
             message_id=message_id,
         )
         raw = self._received(server, session, message_id) + raw
-        loop = asyncio.get_running_loop()
         started = time.monotonic()
         try:
             plan = await asyncio.wait_for(
-                loop.run_in_executor(self.judge_pool, self.judge, raw, env),
+                self.judge_lane.run(self.judge, raw, env),
                 self.policy.judge_timeout,
             )
         except TimeoutError:
@@ -299,9 +321,9 @@ class RelayHandler:
                 self._record(_event("smtp.refused", env, d.recipients, d, reply))
             return reply
         try:
-            entry = await loop.run_in_executor(
-                self.io_pool,
-                lambda: self.spool.store(raw, env, plan, mail_options=tuple(envelope.mail_options)),
+            options = tuple(envelope.mail_options)
+            entry = await self.spool_lane.run(
+                lambda: self.spool.store(raw, env, plan, mail_options=options)
             )
         except OSError as err:
             log.error("spooling %s failed: %s", message_id, err)
@@ -334,7 +356,7 @@ class RelayHandler:
         return (
             f"Received: from {helo} ([{_peer_ip(session)}])\r\n"
             f"\tby {server.hostname} (leakguard) with {proto} id {message_id};\r\n"
-            f"\t{formatdate(localtime=True)}\r\n"
+            f"\t{_date_now()}\r\n"
         ).encode()
 
     def _refusal_event(self, session, mail_from, rcpts, why: str, message_id: str = "") -> None:
@@ -364,26 +386,27 @@ def check_headers(raw: bytes, policy: AcceptPolicy) -> str:
     if len(header) > policy.max_header_bytes:
         return HEADER_TOO_LARGE.format(size=len(header), max=policy.max_header_bytes)
     count = received = 0
-    name, size = "", 0
+    name, size = b"", 0
     for line in header.split(b"\r\n"):
         if line[:1] in (b" ", b"\t") and name:
             size += len(line) + 2
         else:
             if name and size > policy.max_header_field_bytes:
                 return FIELD_TOO_LONG.format(
-                    name=name, size=size, max=policy.max_header_field_bytes
+                    name=_field_name(name), size=size, max=policy.max_header_field_bytes
                 )
             if not line:
-                name = ""
+                name = b""
                 continue
             count += 1
-            field_name = line.split(b":", 1)[0].strip()
-            name = _printable(field_name.decode("ascii", "replace"))[:40] or "?"
+            name = line.split(b":", 1)[0].strip() or b"?"
             size = len(line) + 2
-            if field_name.lower() == b"received":
+            if name.lower() == b"received":
                 received += 1
     if name and size > policy.max_header_field_bytes:
-        return FIELD_TOO_LONG.format(name=name, size=size, max=policy.max_header_field_bytes)
+        return FIELD_TOO_LONG.format(
+            name=_field_name(name), size=size, max=policy.max_header_field_bytes
+        )
     if count > policy.max_header_fields:
         return TOO_MANY_FIELDS.format(count=count, max=policy.max_header_fields)
     if received > policy.max_received:
@@ -459,6 +482,22 @@ def _valid_address(address: str) -> bool:
     except UnicodeEncodeError:  # surrogate-escaped bytes that are not UTF-8
         return False
     return not any(c in address for c in "\r\n\x00")
+
+
+def _field_name(name: bytes) -> str:
+    return _printable(name.decode("ascii", "replace"))[:40] or "?"
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _date_now() -> str:
+    """The RFC 5322 date for Received, formatted once a second (it showed in profiles)."""
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, formatdate(second, localtime=True))
+    return _date_cache[1]
 
 
 def _printable(text: str) -> str:

@@ -43,6 +43,7 @@ from certs.files import private_dir, replace_file
 from mailrelay.auth import DEFAULT_TRUSTED_NETWORKS, Users, parse_networks
 from mailrelay.delivery import Deliverer, DeliverySettings, Record, Upstream
 from mailrelay.handler import AcceptPolicy, Judge, RelayHandler, RelaySMTP
+from mailrelay.lanes import Lane
 from mailrelay.sink import Sink
 from mailrelay.spool import SPOOL_DIR, Spool
 
@@ -51,6 +52,7 @@ log = logging.getLogger("leakguard.mailrelay")
 TLS_DIR = "mailrelay"
 TLS_CERT, TLS_KEY = "relay-cert.pem", "relay-key.pem"
 SINK_DIR = "sink"
+SPOOL_THREADS = 8  # messages written and fsync'ed at once (the disk batches their commits)
 SESSION_TIMEOUT = 300  # seconds an idle client may stay connected (RFC 5321 asks for 5 min)
 
 
@@ -109,6 +111,7 @@ class Relay:
         self.smarthost: tuple[str, int] = ("", 0)
         self.hostname = ""
         self._pools: list[concurrent.futures.ThreadPoolExecutor] = []
+        self._lanes: list[Lane] = []
         self._sessions: weakref.WeakSet[RelaySMTP] = weakref.WeakSet()
 
     async def start(self) -> None:
@@ -169,9 +172,11 @@ class Relay:
         await self.deliverer.start(names)
         if names:
             log.info("recovered %d spooled messages", len(names))
-        judge_pool = concurrent.futures.ThreadPoolExecutor(s.judge_threads, "relay-judge")
-        io_pool = concurrent.futures.ThreadPoolExecutor(16, "relay-io")
-        self._pools = [judge_pool, io_pool]
+        judge_lane = Lane("relay-judge", s.judge_threads)
+        spool_lane = Lane("relay-spool", SPOOL_THREADS)
+        self._lanes = [judge_lane, spool_lane]
+        io_pool = concurrent.futures.ThreadPoolExecutor(4, "relay-auth")
+        self._pools = [io_pool]
         policy = AcceptPolicy(
             hostname=self.hostname,
             trusted_networks=trusted,
@@ -189,7 +194,8 @@ class Relay:
             self.deliverer.submit,
             self.record,
             users=users,
-            judge_pool=judge_pool,
+            judge_lane=judge_lane,
+            spool_lane=spool_lane,
             io_pool=io_pool,
         )
         handler = self.handler
@@ -243,6 +249,9 @@ class Relay:
         for pool in self._pools:
             pool.shutdown(wait=False, cancel_futures=True)
         self._pools = []
+        for lane in self._lanes:
+            lane.stop()
+        self._lanes = []
 
     def _tls_context(self) -> ssl.SSLContext:
         s = self.settings

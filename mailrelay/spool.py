@@ -535,7 +535,7 @@ def _tag() -> str:
 
 def _json(data: dict) -> bytes:
     # ASCII escapes: SMTPUTF8 addresses may carry surrogate-escaped bytes, which UTF-8 refuses
-    return json.dumps(data, ensure_ascii=True, indent=1).encode()
+    return json.dumps(data, ensure_ascii=True).encode()
 
 
 def read_json(path: Path) -> dict | None:
