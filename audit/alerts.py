@@ -89,7 +89,7 @@ class MailSink:
 
     def __init__(
         self,
-        relay: tuple[str, int],
+        relay: tuple[str, int] | Callable[[], tuple[str, int]],
         to: Iterable[str],
         sender: str = "",
         *,
@@ -101,7 +101,7 @@ class MailSink:
             raise ValueError("mail alerts need at least one recipient")
         self.sender = sender or f"leakguard@{socket.getfqdn()}"
         self.timeout = timeout
-        self.name = "mail via {}:{}".format(*relay)
+        self.name = "mail via the relay"
 
     def deliver(self, alert: dict) -> None:
         message = EmailMessage()
@@ -116,7 +116,9 @@ class MailSink:
         lines += [f"{k}: {alert[k]}" for k in ("kind", "severity", "count", "user", "source_ip")]
         lines += ["at: " + alert["at"], "", json.dumps(alert, ensure_ascii=False, indent=2)]
         message.set_content("\n".join(lines))
-        with smtplib.SMTP(*self.relay, timeout=self.timeout) as smtp:
+        # The relay's address may be known only once it listens (port 0 in tests).
+        host, port = self.relay() if callable(self.relay) else self.relay
+        with smtplib.SMTP(host or "127.0.0.1", port, timeout=self.timeout) as smtp:
             smtp.send_message(message, from_addr=self.sender, to_addrs=list(self.to))
 
     def close(self) -> None:
@@ -144,6 +146,35 @@ def build_sinks(
     if mail:
         sinks.append(MailSink(**mail))
     return sinks
+
+
+def open_alerts(
+    config,
+    state_dir: Path,
+    *,
+    record: Callable[[dict], None] | None,
+    relay_address: Callable[[], tuple[str, int]] | None = None,
+) -> Alerts:
+    """Alerts as the config file's `alerts:` section (gateway.config.AlertsConfig) says.
+    Raises ValueError for a setting that cannot work (mail without a relay)."""
+    mail = None
+    if config.mail is not None:
+        if relay_address is None:
+            raise ValueError("alerts.mail goes through the relay: enable it (relay.enabled: true)")
+        mail = {"relay": relay_address, "to": config.mail.to, "sender": config.mail.sender}
+    syslog, webhook = config.syslog, config.webhook
+    sinks = build_sinks(
+        state_dir,
+        file=config.file,
+        syslog=None
+        if syslog is None
+        else {"address": syslog.address, "app_name": syslog.app_name, "facility": syslog.facility},
+        webhook=None
+        if webhook is None
+        else {"url": webhook.url, "timeout": webhook.timeout, "retries": webhook.retries},
+        mail=mail,
+    )
+    return Alerts(sinks, record=record, dedup_window=config.dedup_window)
 
 
 def alert_record(alert: dict) -> dict:

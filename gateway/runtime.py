@@ -27,10 +27,12 @@ from typing import TextIO
 
 from cryptography import x509
 
+from audit.alerts import Alerts, open_alerts
 from audit.events import EVENT_FIELDS, Event
 from audit.log import AuditLog
 from audit.open import open_store
 from audit.store import AuditStore, StoreError
+from audit.transfers import TransferWatcher, hold_lookup
 from certs.ca import create_ca, find_ca, write_mitmproxy_confdir
 from certs.errors import CAExists
 from gateway.config import Config
@@ -64,6 +66,7 @@ class Gateway:
         self.state_dir = Path(config.state_dir).absolute()
         self.store: AuditStore | None = None  # the record, counters and holds (audit.open)
         self.events: AuditLog | None = None  # record(event): to the store, mirrored to events.jsonl
+        self.alerts: Alerts | None = None  # what detectors raise alerts through (audit.alerts)
         self.holder: PolicyHolder | None = None
         self.master = None
         self.relay: Relay | None = None
@@ -111,6 +114,11 @@ class Gateway:
             self._close_record()
 
     def _close_record(self) -> None:
+        if self.alerts is not None:
+            if self.events is not None:
+                self.events.flush()  # the detectors have seen everything: their alerts are raised
+            self.alerts.close()  # open summaries go out, sinks drain, "alert" events recorded
+            self.alerts = None
         if self.events is not None:
             self.events.close()  # drains: every recorded event is stored before we exit
         if self.store is not None:
@@ -180,6 +188,7 @@ class Gateway:
             record=self.events.record,
             state_dir=self.state_dir,
             contact=self.config.contact,
+            sender_hold=hold_lookup(self.store),
         )
         relay = Relay(
             settings, functools.partial(judge, services=judging), self.events.record, self.state_dir
@@ -221,6 +230,7 @@ class Gateway:
                 f"(`leakguard rules check {policy_dir}` shows the same)"
             ) from err
         self.ca_cert = ca.cert_path if ca else None
+        self._watch_transfers()
         return Services(
             policy=self.holder,
             hash_key=key,
@@ -228,7 +238,39 @@ class Gateway:
             contact=self.config.contact,
             limits=Limits(),
             hosts=dict(self.config.proxy.hosts),
+            sender_hold=hold_lookup(self.store),
         )
+
+    def _watch_transfers(self) -> None:
+        """Alerts as configured, and the anomalous-transfer detector on the record."""
+        assert self.store is not None and self.events is not None and self.holder is not None
+        relay = self.config.relay
+        try:
+            self.alerts = open_alerts(
+                self.config.alerts,
+                self.state_dir,
+                record=self.events.record,
+                relay_address=self._relay_address if relay.enabled else None,
+            )
+        except (OSError, ValueError) as err:
+            raise StartupError(f"alerts: {err}") from err
+        holder = self.holder
+        self.events.add_watcher(
+            TransferWatcher(
+                self.store,
+                self.alerts,
+                self.events.record,
+                lambda: holder.policy.watch.transfers,
+                timezone=lambda: holder.policy.timezone,
+            )
+        )
+
+    def _relay_address(self) -> tuple[str, int]:
+        """Where mail alerts go: the relay's own listener (loopback when it listens on all)."""
+        if self.relay is None:
+            raise OSError("the mail relay is not running")
+        host, port = self.relay.address[:2]
+        return ("127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host), port
 
     def _announce(self, addresses: list[tuple[str, int]]) -> None:
         """Where everything is, once the proxy listens (tests read the first line)."""
