@@ -365,3 +365,15 @@ def held_verdict(
     return replace(
         verdict, action=Action.BLOCK, rule=HELD_RULE, reason=reason, message=HELD_MESSAGE
     )
+
+
+def release_sender(store: AuditStore, name: str) -> Hold | None:
+    """Lift a sender hold; the windows it was judged on start over, so the sender is not
+    held again at the next transfer for what the security team has just reviewed."""
+    released = store.drop_hold("sender", name)
+    if released is not None:
+        for key in ("transfer.bytes", "transfer.pii"):
+            store.reset(f"{key}:{name}")
+        for rule in ("external_bytes", "distinct_pii"):
+            store.reset(f"transfer.breached:{rule}:{name}")
+    return released

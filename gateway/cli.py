@@ -10,6 +10,7 @@ from gateway import firewall_command
 from gateway import incidents_command
 from gateway import report_command
 from gateway import audit_command
+from gateway import senders_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     incidents_command.add_parser(sub)
     report_command.add_parser(sub)
     audit_command.add_parser(sub)
+    senders_command.add_parser(sub)
     return parser
 
 
