@@ -54,7 +54,7 @@ from pathlib import Path
 
 NETNS_RUN = Path("/run/netns")
 NETNS_ETC = Path("/etc/netns")
-NAME = re.compile(r"^lg(\d+)-(in|gw|out|rs)$")
+NAME = re.compile(r"^lg[a-z]*(\d+)-(in|gw|out|rs)$")  # lg<pid>-…, lgo<pid>-… (e2e)
 TABLE = "leakguard_test"
 
 # addresses
@@ -207,7 +207,9 @@ class Topology:
     # -- building ----------------------------------------------------------------------
 
     @classmethod
-    def build(cls, proxy_port: int = 8080, tag: str | None = None) -> Topology:
+    def build(
+        cls, proxy_port: int = 8080, tag: str | None = None, ruleset: bool = True
+    ) -> Topology:
         reason = unavailable()
         if reason:
             raise Unavailable(reason)
@@ -216,14 +218,14 @@ class Topology:
         topo = cls(f"{tag}-in", f"{tag}-gw", f"{tag}-out", f"{tag}-rs", proxy_port)
         started = time.monotonic()
         try:
-            topo._build()
+            topo._build(ruleset)
         except Exception:
             topo.teardown()
             raise
         topo.build_seconds = time.monotonic() - started
         return topo
 
-    def _build(self) -> None:
+    def _build(self, ruleset: bool = True) -> None:
         for ns in self.namespaces:
             if (NETNS_RUN / ns).exists():
                 delete_namespace(ns)
@@ -275,7 +277,8 @@ class Topology:
             "net.ipv4.ip_forward=1",
             "net.ipv6.conf.all.forwarding=1",
         )
-        self.run(self.gw, "nft", "-f", "-", input=self.ruleset())
+        if ruleset:  # else the test loads its own (tests/e2e: `leakguard firewall apply`)
+            self.run(self.gw, "nft", "-f", "-", input=self.ruleset())
 
     def ruleset(self) -> str:
         port = self.proxy_port
