@@ -239,7 +239,7 @@ def _held_row(e: dict, redact: Redactor) -> dict:
         "channel": redact(e.get("channel")),
         "destination": redact(e.get("destination")),
         "classes": ", ".join(CLASS_LABELS.get(c) or redact(c) for c in data_classes(e)),
-        "values": _count_values(e),
+        "value_count": _count_values(e),
         "rule": redact(e.get("rule")),
         "outcome": OUTCOME_LABELS[outcome(e)],
     }

@@ -141,7 +141,8 @@ def test_show_gives_every_event_findings_masked(state, capsys):
     assert "smtp.message" in out and "smtp.quarantine" in out and "held for review" in out
     assert f"cn_resident_id (identity) {ID_MASKED} at form field id_no" in out
 
-    code, out, _ = run(capsys, "show", BLOCKED, "--state-dir", str(state), "--json")
+    # options before or after `show` alike
+    code, out, _ = run(capsys, "--json", "show", BLOCKED, "--state-dir", str(state))
     shown = json.loads(out)
     assert code == 0 and shown["incident"] == BLOCKED and len(shown["events"]) == 1
     (event,) = shown["events"]

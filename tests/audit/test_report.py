@@ -213,7 +213,7 @@ def test_latest_blocked_and_held_transfers_count_values_never_show_them(events, 
         "已阻止 Blocked",
         "待审核 Held for review",
     ]
-    assert rows[0]["values"] == 2 and rows[0]["classes"] == IDENTITY
+    assert rows[0]["value_count"] == 2 and rows[0]["classes"] == IDENTITY
     assert rows[0]["incident"] == "LG-20261102-000000"
 
 

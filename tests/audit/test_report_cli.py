@@ -113,6 +113,16 @@ def test_report_writes_one_page_with_the_period_figures(state, tmp_path):
     assert page.row("联系方式 Contact")[1:] == ["0", "0", "0", "1", "0", "1"]
     assert page.row("lawfirm")[1:] == ["0", "0", "0", "1", "1", "2"]
     assert page.row("邮件 Mail (SMTP)")[1:] == ["0", "0", "0", "1", "1", "2"]
+    (held,) = [r for r in page.rows if "LG-A" in r]  # the latest blocked or held transfers
+    assert held[2:] == [
+        "alice",
+        "https",
+        "mail.qq.com",
+        "身份信息 Identity",
+        "1",
+        "",
+        "已阻止 Blocked",
+    ]
     assert page.row("异常登录 Login anomalies") == ["异常登录 Login anomalies", "1"]
     assert page.row("bob")[3] == "5 wrong passwords"
     assert "某某资产管理有限公司 信息安全月报" in html
