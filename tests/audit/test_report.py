@@ -7,9 +7,11 @@ structure.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from xml.etree import ElementTree
 
 import pytest
 
@@ -259,7 +261,8 @@ class Page(HTMLParser):
 
 def test_the_page_parses_and_holds_the_charts(events, redact):
     r = report_of(events, redact)
-    page = Page(render_html(r))
+    html = render_html(r)
+    page = Page(html)
     assert page.svgs == 4  # per day, per class, per party, per channel
     # one rectangle per non-zero (row, outcome) in each chart
     expected = sum(
@@ -268,6 +271,9 @@ def test_the_page_parses_and_holds_the_charts(events, redact):
         for counts in rows.values()
     )
     assert page.rects_in_svg == expected
+    for svg in re.findall(r"<svg\b.*?</svg>", html, re.S):  # each chart is well-formed XML too
+        root = ElementTree.fromstring(svg)
+        assert root.tag == "svg" and root.find("rect") is not None
     text = " ".join(page.text)
     for label in (IDENTITY, FINANCIAL, NO_PARTY, "lawfirm", SMTP, "已阻止 Blocked"):
         assert label in text
