@@ -8,6 +8,7 @@ import sys
 from gateway import certs_command, mail_command, rules_command, run_command, scan_command
 from gateway import firewall_command
 from gateway import incidents_command
+from gateway import accounts_command
 from gateway import report_command
 from gateway import audit_command
 from gateway import senders_command
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     mail_command.add_parser(sub)
     firewall_command.add_parser(sub)
     incidents_command.add_parser(sub)
+    accounts_command.add_parser(sub)
     report_command.add_parser(sub)
     audit_command.add_parser(sub)
     senders_command.add_parser(sub)

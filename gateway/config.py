@@ -101,6 +101,7 @@ class ProxyConfig:
     stream_above: int = DEFAULT_STREAM_ABOVE
     upstream_ca: Path | None = None  # None: the system's trust store (mitmproxy's default)
     hosts: Mapping[str, IPAddress] = field(default_factory=dict)
+    users_file: Path | None = None  # proxy authentication (407), the relay's scrypt users file
 
 
 @dataclass(frozen=True)
@@ -313,7 +314,7 @@ def _hosts(r: Reader, node: Node) -> dict[str, IPAddress]:
 
 
 def _proxy(r: Reader, node: Node) -> ProxyConfig:
-    keys = ("enabled", "listen", "mode", "stream_above", "upstream_ca", "hosts")
+    keys = ("enabled", "listen", "mode", "stream_above", "upstream_ca", "hosts", "users_file")
     m = r.mapping(node, "proxy", keys) or {}
     out = ProxyConfig()
     if "enabled" in m and (flag := r.flag(m["enabled"], "proxy.enabled")) is not None:
@@ -328,6 +329,8 @@ def _proxy(r: Reader, node: Node) -> ProxyConfig:
         out = replace(out, stream_above=size)
     if "upstream_ca" in m and (text := r.text(m["upstream_ca"], "proxy.upstream_ca")):
         out = replace(out, upstream_ca=Path(r.file).parent / text)
+    if "users_file" in m and (text := r.text(m["users_file"], "proxy.users_file")):
+        out = replace(out, users_file=Path(r.file).parent / text)
     if "hosts" in m:
         out = replace(out, hosts=_hosts(r, m["hosts"]))
     return out

@@ -30,6 +30,7 @@ from cryptography import x509
 from audit.alerts import Alerts, open_alerts
 from audit.events import EVENT_FIELDS, Event
 from audit.log import AuditLog
+from audit.logins import LoginWatcher
 from audit.open import open_store
 from audit.store import AuditStore, StoreError
 from audit.transfers import TransferWatcher, hold_lookup
@@ -39,6 +40,7 @@ from gateway.config import Config
 from gateway.rules_command import default_policy_dir
 from gateway.state import installation_key
 from mailrelay import services as mail_services
+from mailrelay.auth import Users
 from mailrelay.judge import judge
 from mailrelay.server import Relay, RelayError, RelaySettings
 from proxy.client_setup import CA_PEM, PAC
@@ -67,6 +69,7 @@ class Gateway:
         self.store: AuditStore | None = None  # the record, counters and holds (audit.open)
         self.events: AuditLog | None = None  # record(event): to the store, mirrored to events.jsonl
         self.alerts: Alerts | None = None  # what detectors raise alerts through (audit.alerts)
+        self.logins: LoginWatcher | None = None  # SMTP AUTH, proxy and web-app logins, holds
         self.holder: PolicyHolder | None = None
         self.master = None
         self.relay: Relay | None = None
@@ -194,6 +197,7 @@ class Gateway:
             settings, functools.partial(judge, services=judging), self.events.record, self.state_dir
         )
         await relay.start()
+        relay.handler.logins = self.logins  # before the loop runs again: no AUTH goes unwatched
         judging.postmaster = f"postmaster@{relay.hostname or 'localhost'}"
         return relay
 
@@ -231,6 +235,9 @@ class Gateway:
             ) from err
         self.ca_cert = ca.cert_path if ca else None
         self._watch_transfers()
+        self.logins = LoginWatcher.for_policy(
+            self.store, self.alerts, self.events.record, self.holder
+        )
         return Services(
             policy=self.holder,
             hash_key=key,
@@ -239,7 +246,19 @@ class Gateway:
             limits=Limits(),
             hosts=dict(self.config.proxy.hosts),
             sender_hold=hold_lookup(self.store),
+            logins=self.logins,
+            verify_login=self._proxy_users(),
         )
+
+    def _proxy_users(self):
+        """Proxy authentication's password check (the relay's users file format), or None."""
+        path = self.config.proxy.users_file
+        if path is None:
+            return None
+        try:
+            return Users(path).verify
+        except (OSError, UnicodeDecodeError) as err:
+            raise StartupError(f"proxy users file {path}: {err}") from err
 
     def _watch_transfers(self) -> None:
         """Alerts as configured, and the anomalous-transfer detector on the record."""

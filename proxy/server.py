@@ -28,10 +28,12 @@ from pathlib import Path
 from mitmproxy import ctx, options
 from mitmproxy.tools.dump import DumpMaster
 
+from proxy.auth import ProxyLogin
 from proxy.client_setup import ClientSetup
 from proxy.inspect import Inspect
 from proxy.isolation import Isolation
 from proxy.services import Services
+from proxy.web_logins import WebLogins
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,10 @@ def build_master(
     master = DumpMaster(opts, with_termlog=False, with_dumper=False)
     master.addons.add(
         ClientSetup(services, state_dir),
+        ProxyLogin(services),  # 407 and the "frozen" page; off without services.verify_login
         Isolation(services),
         Inspect(services),
+        WebLogins(services),  # watch.yaml's web_apps: logins seen on their way through
         Ready(on_ready or (lambda _addresses: None)),
     )
     # After the addons: mitmproxy calls `configure` only for options that change once

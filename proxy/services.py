@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from audit.events import Event, new_incident_id
+from audit.logins import LoginWatcher
 from audit.transfers import HoldLookup
 from rules.engine import Engine
 from rules.engines import EnginePerThread
@@ -33,6 +34,10 @@ class Services:
     engines: EnginePerThread | None = field(default=None, repr=False)
     # (user, source_ip) → why the sender is held for review, or None (audit.transfers)
     sender_hold: HoldLookup | None = None
+    # logins seen by the proxy (proxy authentication, web applications) and frozen accounts
+    logins: LoginWatcher | None = None
+    # proxy authentication: (login, password) → bool, blocking (scrypt); None: no 407
+    verify_login: Callable[[str, str], bool] | None = None
 
     def __post_init__(self) -> None:
         if self.engines is None:
