@@ -307,13 +307,17 @@ def _tree_cpu(master: int) -> float:
     return total
 
 
-def start_leakguard(sink: Sink, state: Path, policy: Path | None) -> Contender:
+def start_leakguard(
+    sink: Sink, state: Path, policy: Path | None, judge: str | None = None
+) -> Contender:
     port = free_port()
     cmd = [sys.executable, "-m", "mailrelay.server", "--state-dir", str(state)]
     cmd += ["--listen", f"{HOST}:{port}", "--smarthost", f"{HOST}:{sink.port}"]
     cmd += ["--no-tls", "--hostname", "leakguard.bench"]
     if policy:
         cmd += ["--policy", str(policy)]
+    if judge:
+        cmd += ["--judge", judge]
     log = open(state.parent / "leakguard.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     wait_port(port, 60, proc)
@@ -528,7 +532,7 @@ def contenders(args: argparse.Namespace, sink: Sink, tmp: Path) -> Iterator[list
         else:
             print("Postfix skipped (--no-postfix, or not installed and cannot install)")
         state = tmp / "leakguard-state"
-        started.append(start_leakguard(sink, state, args.policy))
+        started.append(start_leakguard(sink, state, args.policy, args.judge))
         yield started
     finally:
         for c in started:
@@ -553,6 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attachment-kib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--policy", type=Path, help="leakguard's policy (default: shipped)")
+    parser.add_argument(
+        "--judge",
+        help="leakguard's judge as MODULE:CALLABLE instead of the real one (to see what the"
+        " relay costs without inspection, e.g. tests.support.smtp:deliver_all)",
+    )
     parser.add_argument("--postfix", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--timeout", type=float, default=120, help="per run, for the sink")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny and one round")

@@ -84,7 +84,7 @@ class RelaySettings:
     max_header_fields: int = 500
     max_header_field_bytes: int = 32 * 2**10
     judge_timeout: float = 60.0
-    judge_threads: int = 4
+    judge_threads: int = 2  # judging holds the GIL: more threads only take turns with the loop
     # delivery
     workers: int = 8
     retry_initial: float = 60.0
@@ -339,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users-file", type=Path)
     parser.add_argument("--no-tls", action="store_true")
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--judge-threads", type=int, default=RelaySettings.judge_threads)
     parser.add_argument("--retry-initial", type=float, default=60.0)
     parser.add_argument("--retry-max", type=float, default=3600.0)
     parser.add_argument("--max-queue-age", type=float, default=5 * 86400.0)
@@ -360,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         tls=not args.no_tls,
         users_file=args.users_file,
         workers=args.workers,
+        judge_threads=args.judge_threads,
         retry_initial=args.retry_initial,
         retry_max=args.retry_max,
         max_queue_age=args.max_queue_age,
