@@ -69,3 +69,17 @@ def test_bad_settings_name_their_line(tmp_path, body, line, words):
         _load(tmp_path, body)
     text = "\n".join(str(i) for i in err.value.issues)
     assert f":{line}" in text and words in text, text
+
+
+def test_mail_alerts_without_the_relay_stop_the_gateway_with_one_sentence(tmp_path):
+    from tests.support.gateway import run_gateway_once
+
+    config = tmp_path / "leakguard.yaml"
+    config.write_text("version: 1\nalerts:\n  mail: {to: [security@firm.example]}\n")
+    got = run_gateway_once(
+        "--config", str(config), "--no-relay", "--proxy-listen", "127.0.0.1:0",
+        state_dir=tmp_path / "var",
+    )  # fmt: skip
+    assert got.returncode == 2
+    assert "alerts.mail goes through the relay" in got.stderr
+    assert "Traceback" not in got.stderr
