@@ -98,6 +98,8 @@ class AuditLog:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until what was recorded before this call is stored, mirrored and watched."""
+        if threading.current_thread() in (self._writer, self._watching):
+            raise RuntimeError("flush() from a watcher would wait for itself")
         done = threading.Event()
         self._queue.put(done)
         return done.wait(timeout)
