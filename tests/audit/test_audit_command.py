@@ -8,6 +8,7 @@ through it and verifies the record while the gateway still runs.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -16,10 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from audit.chain import verify
 from audit.events import Event
 from audit.open import DB_FILE, open_store
 from gateway.config import AuditConfig, Config
-from tests.support.gateway import ROOT, running_gateway
+from tests.support.gateway import ROOT, run_gateway_once, running_gateway
 from tests.support.origin import Origin
 
 
@@ -65,15 +67,12 @@ def test_a_proxied_request_is_in_the_store_and_the_chain_verifies_beside_the_gat
     ):
         resp = client.get(f"http://intranet.example:{origin.port}/hello")
         mirrored = gw.wait_for_event(lambda e: e.get("destination") == "intranet.example")
-        # the running gateway's events reach the store too; verify while it runs
-        deadline_events = []
-        for _ in range(100):
-            listed = leakguard("audit", "events", "--state-dir", str(state), "--json")
-            assert listed.returncode == 0, listed.stderr
-            deadline_events = [json.loads(line) for line in listed.stdout.splitlines()]
-            if any(e["id"] == mirrored["id"] for e in deadline_events):
-                break
-        (stored,) = [e for e in deadline_events if e["id"] == mirrored["id"]]
+        # the running gateway's events reach the store too (within milliseconds); the
+        # admin commands read and verify it while the gateway runs
+        listed = leakguard("audit", "events", "--state-dir", str(state), "--json")
+        assert listed.returncode == 0, listed.stderr
+        events = [json.loads(line) for line in listed.stdout.splitlines()]
+        (stored,) = [e for e in events if e["id"] == mirrored["id"]]
         assert stored["type"] == mirrored["type"] and stored["seq"] >= 1
         assert {k: stored[k] for k in mirrored} == mirrored  # the mirror: the same event
         checked = leakguard("audit", "verify", "--state-dir", str(state))
@@ -316,3 +315,48 @@ def test_the_commands_use_the_redis_store_the_config_names(tmp_path, redis_serve
     result = leakguard("audit", "verify", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert "audit record in Redis" in result.stdout and "intact (3 events" in result.stdout
+
+
+def test_two_gateways_on_one_redis_write_one_chain(tmp_path, redis_server, redis_prefix):
+    """Two real `leakguard run` processes, one Redis, one installation key (copied, as the
+    deployment notes say): requests through both land in one chain that verifies; a third
+    gateway with its own key is refused at start-up instead of forking the chain."""
+    config = tmp_path / "leakguard.yaml"
+    config.write_text(
+        f"version: 1\naudit:\n  store: redis\n  redis_url: {redis_server.url}\n"
+        f"  redis_prefix: '{redis_prefix}'\n"
+    )
+    first, second = tmp_path / "gw1", tmp_path / "gw2"
+    open_store(Config(), first).close()  # creates gw1's installation key
+    second.mkdir(mode=0o700)
+    shutil.copy2(first / "installation.key", second / "installation.key")
+    ids = []
+    with (
+        Origin("127.0.0.1", name="intranet") as origin,
+        running_gateway(
+            "--config", str(config), "--resolve", "intranet.example=127.0.0.1", state_dir=first
+        ) as gw1,
+        running_gateway(
+            "--config", str(config), "--resolve", "intranet.example=127.0.0.1", state_dir=second
+        ) as gw2,
+    ):
+        for gw in (gw1, gw2, gw1):
+            with httpx.Client(proxy=gw.proxy_url, trust_env=False, timeout=15) as client:
+                client.get(f"http://intranet.example:{origin.port}/x")
+            event = gw.wait_for_event(
+                lambda e: e.get("destination") == "intranet.example" and e["id"] not in ids
+            )
+            ids.append(event["id"])
+        stranger = run_gateway_once("--config", str(config), state_dir=tmp_path / "gw3")
+        assert stranger.returncode == 2
+        assert "another installation key" in stranger.stderr
+    audit = AuditConfig("redis", redis_server.url, redis_prefix)
+    store = open_store(Config(audit=audit), first)
+    try:
+        events = list(store.events())
+        assert verify(events, store.chain_key, head=store.head()) == (len(events), [])
+        assert {e["id"] for e in events} >= set(ids)
+    finally:
+        store.close()
+    checked = leakguard("audit", "verify", "--config", config, "--state-dir", second)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
