@@ -113,15 +113,20 @@ class Gateway:
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
             if self.relay is not None:
+                # mail alerts go through the relay: let the last ones out before it stops
+                await asyncio.to_thread(self._close_alerts)
                 await self.relay.stop()
             self._close_record()
 
-    def _close_record(self) -> None:
+    def _close_alerts(self) -> None:
         if self.alerts is not None:
             if self.events is not None:
                 self.events.flush()  # the detectors have seen everything: their alerts are raised
             self.alerts.close()  # open summaries go out, sinks drain, "alert" events recorded
             self.alerts = None
+
+    def _close_record(self) -> None:
+        self._close_alerts()
         if self.events is not None:
             self.events.close()  # drains: every recorded event is stored before we exit
         if self.store is not None:
