@@ -16,7 +16,11 @@ events and updated in the same transaction: deleting events from the tail
 leaves the checkpoint pointing past the end, and it cannot be rewritten to
 the new tail without the key. A whole store rolled back to an older copy of
 itself is consistent and cannot be detected from inside; compare with an
-export kept elsewhere (the SIEM's copy of events.jsonl) for that.
+export kept elsewhere (the SIEM's copy of events.jsonl) for that. A deleted
+checkpoint is reported; a store that finds its checkpoint gone carries on
+from its last event but first records an `audit.checkpoint_lost` event,
+which verification reports, so the cut cannot be papered over by the
+gateway's own next append.
 
 Gateways sharing one Redis share one chain, so they must share the
 installation key (copy installation.key; the keyed PII hashes need that
@@ -29,6 +33,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +43,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 GENESIS = "0" * 64
+CHECKPOINT_LOST = "audit.checkpoint_lost"
 EVERY_SEQ = -(2**63)  # events(after_seq=EVERY_SEQ): rows someone slipped in below seq 1 too
 CHAIN_FIELDS = ("seq", "prev", "hash")
 _INFO = b"leakguard audit chain v1"
@@ -82,6 +89,16 @@ def checkpoint(seq: int, head_hash: str, key: bytes) -> dict:
     return {"seq": seq, "hash": head_hash, "mac": mac}
 
 
+def checkpoint_lost(last_seq: int) -> dict:
+    """The event a store appends first when its checkpoint is gone but events are there."""
+    return {
+        "id": secrets.token_hex(8),
+        "time": iso(time.time()),
+        "type": CHECKPOINT_LOST,
+        "reason": f"the head checkpoint was missing; the chain goes on from seq {last_seq}",
+    }
+
+
 def iso(ts: float) -> str:
     """Epoch seconds in the events' own time format, so periods compare as text."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
@@ -114,6 +131,7 @@ def verify(
     key: bytes,
     *,
     head: dict | None = None,
+    checkpointed: bool = False,
     from_start: bool = True,
     lines: Iterable[int] | None = None,
 ) -> tuple[int, list[Problem]]:
@@ -121,7 +139,8 @@ def verify(
 
     `from_start`: the events begin at seq 1 (a store, a full export); otherwise the
     first event's `prev` is taken on trust (an export of a period). `head`: the
-    store's checkpoint, read before the events, to detect a cut tail."""
+    store's checkpoint, read before the events, to detect a cut tail; `checkpointed`:
+    the events come from a store, which must have one."""
     problems: list[Problem] = []
     expected: int | None = 1 if from_start else None
     prev_hash: str | None = GENESIS if from_start else None
@@ -159,6 +178,11 @@ def verify(
         expected, prev_hash, last = seq + 1, stated_hash, event
         if head is not None and seq == head.get("seq"):
             at_head = stated_hash
+        if event.get("type") == CHECKPOINT_LOST:
+            what = "the store found its head checkpoint deleted here: its tail may have been cut"
+            problems.append(Problem(seq, ident, what, line))
+    if head is None and checkpointed and count:
+        problems.append(Problem(None, "", "the head checkpoint is missing: deleted"))
     if head is not None:
         problems.extend(_check_head(head, last, at_head, key))
     return count, problems

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import redis
 
-from audit.chain import checkpoint, in_period, key_id, link
+from audit.chain import GENESIS, checkpoint, checkpoint_lost, in_period, key_id, link
 from audit.store import Hold, StoreError
 
 PAGE = 500
@@ -87,8 +87,14 @@ class RedisStore:
                     pipe.watch(head_key)
                     raw = pipe.get(head_key)
                     head = json.loads(raw) if raw else None
+                    batch = events
+                    if head is None and (last := pipe.lindex(self._k("events"), -1)):
+                        tail = _event(last)  # the checkpoint was deleted: say so first
+                        seq = tail.get("seq") if isinstance(tail.get("seq"), int) else 0
+                        head = {"seq": seq, "hash": str(tail.get("hash", GENESIS))}
+                        batch = [checkpoint_lost(seq), *events]
                     out = []
-                    for event in events:
+                    for event in batch:
                         head = link(event, head, self.chain_key)
                         out.append(head)
                     mark = checkpoint(head["seq"], head["hash"], self.chain_key)
@@ -96,7 +102,7 @@ class RedisStore:
                     pipe.rpush(self._k("events"), *(_json(e) for e in out))
                     pipe.set(head_key, _json(mark))
                     pipe.execute()
-                    return out
+                    return out[len(out) - len(events) :]
                 except redis.WatchError:
                     continue  # another gateway appended first: link on its head
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from audit.chain import CHAIN_FIELDS, checkpoint, iso, key_id, link
+from audit.chain import CHAIN_FIELDS, checkpoint, checkpoint_lost, iso, key_id, link
 from audit.store import Hold, StoreError
 
 BUSY_TIMEOUT_MS = 10_000
@@ -98,9 +98,15 @@ class SQLiteStore:
         return self.append_many([event])[0]
 
     def append_many(self, events: list[dict]) -> list[dict]:
+        events_in = events
         out = []
         with self._write() as db:
             head = _head(db)
+            if head is None:
+                last = db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+                if (row := last.fetchone()) is not None:  # the checkpoint was deleted
+                    head = {"seq": row[0], "hash": row[1]}
+                    events = [checkpoint_lost(row[0]), *events]
             for event in events:
                 stored = link(event, head, self.chain_key)
                 body = {k: v for k, v in stored.items() if k not in CHAIN_FIELDS}
@@ -113,7 +119,7 @@ class SQLiteStore:
             if out:
                 mark = checkpoint(head["seq"], head["hash"], self.chain_key)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (_json(mark),))
-        return out
+        return out[len(out) - n :] if (n := len(events_in)) else []
 
     def events(
         self, *, after_seq: int = 0, since: float | None = None, until: float | None = None

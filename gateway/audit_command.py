@@ -133,7 +133,9 @@ def _verify(args: argparse.Namespace, config: Config) -> int:
             what = f"export {args.export}"
         else:
             head = store.head()  # before the walk: events appended meanwhile are fine
-            count, problems = verify(store.events(after_seq=EVERY_SEQ), store.chain_key, head=head)
+            count, problems = verify(
+                store.events(after_seq=EVERY_SEQ), store.chain_key, head=head, checkpointed=True
+            )
             notes = []
             what = f"audit record in {_where(config)}"
         outcome = "tampered" if problems else "intact"

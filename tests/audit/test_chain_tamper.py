@@ -35,7 +35,8 @@ def _problems(path):
     store = SQLiteStore(path, KEY)
     try:
         head = store.head()
-        count, problems = verify(store.events(after_seq=EVERY_SEQ), KEY, head=head)
+        events = store.events(after_seq=EVERY_SEQ)
+        count, problems = verify(events, KEY, head=head, checkpointed=True)
         return count, [(p.seq, p.id, p.what) for p in problems]
     finally:
         store.close()
@@ -159,6 +160,22 @@ def test_appends_after_a_cut_keep_showing_the_gap(db):
     assert _problems(path)[1] == [(9, "", "missing (through seq 10): deleted")]
 
 
+def test_a_deleted_checkpoint_is_found_and_the_next_append_says_so(db):
+    path, raw = db
+    raw.execute("DELETE FROM events WHERE seq >= 9")  # the tail cut
+    raw.execute("DELETE FROM meta WHERE name = 'head'")  # and the checkpoint that showed it
+    assert _problems(path) == (8, [(None, "", "the head checkpoint is missing: deleted")])
+    store = SQLiteStore(path, KEY)
+    later = store.append({"id": "later", "type": "http.request"})
+    store.close()
+    assert later["seq"] == 10 and later["id"] == "later"  # after the store's own notice
+    count, problems = _problems(path)
+    assert count == 10
+    assert [p[:1] + p[2:] for p in problems] == [
+        (9, "the store found its head checkpoint deleted here: its tail may have been cut")
+    ]
+
+
 # -- the same on Redis ------------------------------------------------------------------------
 
 
@@ -179,6 +196,12 @@ def test_tampering_with_redis_is_found(redis_server, redis_prefix):
         (3, "content does not match its hash: edited (or forged)"),
         (5, "missing: deleted"),
         (7, "the record ends at seq 6 but its checkpoint says seq 7: seq 7 cut from the tail"),
+    ]
+    raw.delete(redis_prefix + "head")
+    assert store.append({"id": "later"})["seq"] == 8  # seq 7: the store's notice
+    _, problems = verify(store.events(after_seq=EVERY_SEQ), KEY, head=store.head())
+    assert (7, "the store found its head checkpoint deleted here: its tail may have been cut") in [
+        (p.seq, p.what) for p in problems
     ]
     raw.close()
     store.close()
