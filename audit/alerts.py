@@ -40,6 +40,8 @@ from typing import Protocol
 
 from audit.alert import Alert
 from audit.events import Event
+from audit.syslog import SyslogSink
+from audit.webhook import WebhookSink
 
 log = logging.getLogger("leakguard.alerts")
 
@@ -135,9 +137,6 @@ def build_sinks(
 ) -> list[Sink]:
     """The sinks a configuration names; the JSON-lines file always (default
     <state>/alerts.jsonl). Raises ValueError for a setting that cannot work."""
-    from audit.syslog import SyslogSink
-    from audit.webhook import WebhookSink
-
     sinks: list[Sink] = [FileSink(Path(file) if file else state_dir / ALERTS_FILE)]
     if syslog:
         sinks.append(SyslogSink(**syslog))
