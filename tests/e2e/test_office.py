@@ -43,6 +43,7 @@ import pytest
 import pyzipper
 from aiosmtpd.controller import Controller
 
+import tests.support.origin as origin_module
 from tests.mailrelay.test_judge_rig import (
     CSV_IDS,
     CSV_MOBILES,
@@ -64,6 +65,7 @@ from tests.support.netns import (
     INSIDE,
     RESTRICTED,
     SERVER_A,
+    SERVER_A6,
     SERVER_B,
     UNGUARDED,
     Topology,
@@ -182,6 +184,7 @@ class Internet:
     ca: TestCA
     webmail_http: Origin
     webmail: Origin
+    webmail6: Origin  # SERVER_A6:443, the same name over IPv6
     odd_port: Origin  # SERVER_A:8443, a web server on a port the policy does not open
     party: Origin
     restricted_ssh: Origin
@@ -310,9 +313,7 @@ def _internet(topo: Topology, tmp: Path) -> Internet:
 
     def origin(host: str, port: int, names: list[str] | None = None) -> Origin:
         tls = ca.server_context(names) if names else None
-        return topo.call(
-            out if host != RESTRICTED else rs, lambda: Origin(host, port, tls=tls).start()
-        )
+        return topo.call(out if host != RESTRICTED else rs, _origin, host, port, tls)
 
     def smtp(host: str) -> SmtpServer:
         return topo.call(out, lambda: SmtpServer(host).start())
@@ -324,6 +325,7 @@ def _internet(topo: Topology, tmp: Path) -> Internet:
         ca=ca,
         webmail_http=origin(SERVER_A, 80),
         webmail=origin(SERVER_A, 443, [WEBMAIL_HOST, SERVER_A]),
+        webmail6=origin(SERVER_A6, 443, [WEBMAIL_HOST, SERVER_A6]),
         odd_port=origin(SERVER_A, 8443),
         party=origin(SERVER_B, 443, [PARTY_HOST, SERVER_B]),
         restricted_ssh=origin(RESTRICTED, 22),
@@ -335,6 +337,22 @@ def _internet(topo: Topology, tmp: Path) -> Internet:
         other_dns=udp(OTHER_DNS, 53),
         quic=udp(SERVER_A, 443),
     )
+
+
+def _origin(host: str, port: int, tls: ssl.SSLContext | None) -> Origin:
+    """tests.support.origin.Origin, also on an IPv6 address (its server class is IPv4)."""
+    if ":" not in host:
+        return Origin(host, port, tls=tls).start()
+
+    class Server6(origin_module._Server):
+        address_family = socket.AF_INET6
+
+    saved = origin_module._Server
+    origin_module._Server = Server6  # only while this one is built (servers start one by one)
+    try:
+        return Origin(host, port, tls=tls).start()
+    finally:
+        origin_module._Server = saved
 
 
 def _stop(net: Internet) -> None:
@@ -489,6 +507,31 @@ def test_id_upload_to_webmail_gets_the_block_page_and_the_server_nothing(office:
     )
     assert (event["source_ip"], event["destination_ip"]) == (INSIDE, SERVER_A)
     assert ID not in office.gateway.events_file_text()
+
+
+def test_over_ipv6_too(office: Office) -> None:
+    before = len(office.events())
+    reply = curl(
+        office,
+        f"https://{WEBMAIL_HOST}/cgi-bin/compose_send",
+        "--resolve",
+        f"{WEBMAIL_HOST}:443:[{SERVER_A6}]",
+        "--data",
+        form(to="me@qq.com", id_no=ID),
+    )
+    assert reply.status == 403, reply
+    assert office.net.webmail6.requests == [] and office.net.webmail6.connections == []
+    event = office.gateway.wait_for_event(
+        lambda e: e["type"] == "http.request" and e["action"] == "block", after=before
+    )
+    assert (event["source_ip"], event["destination_ip"]) == (netns.INSIDE6, SERVER_A6)
+    # and a clean page over IPv6 goes through, from the gateway's own address
+    reply = curl(
+        office, f"https://{WEBMAIL_HOST}/inbox", "--resolve", f"{WEBMAIL_HOST}:443:[{SERVER_A6}]"
+    )
+    assert reply.status == 200, reply
+    assert [c.peer[0] for c in office.net.webmail6.connections] == [netns.GW_OUTSIDE6]
+    assert office.topo.call(office.topo.inside, tcp_connect, SERVER_A6, 8443) == "timeout"
 
 
 def test_id_to_the_approved_party_is_allowed_and_the_phone_masked(office: Office) -> None:
