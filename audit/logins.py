@@ -22,6 +22,9 @@ Decisions, each an event (never a password) and, where it matters, an alert:
 - a successful login from a subnet (/24, /64) or zone the account never used,
   from the external zone, or at an hour of the day it never used (once it has
   `learn_logins` logins to judge by) → `login.anomaly`, alert, freeze on "hold".
+- with `geoip_database` (a MaxMind-format file the firm supplies): a country the
+  account never used, or a login farther from the last one than `impossible_kmh`
+  allows → acted on like a login from the external zone.
 The very first login of an account teaches its places; it is not an anomaly.
 """
 
@@ -37,6 +40,7 @@ from zoneinfo import ZoneInfo
 
 from audit.alert import Alert, AlertSender
 from audit.events import Event
+from audit.geo import Location, distance_km, open_geo
 from audit.store import AuditStore, Hold
 from audit.watch_settings import LoginWatch
 
@@ -44,6 +48,7 @@ log = logging.getLogger("leakguard.logins")
 
 EXTERNAL = "external"  # rules.policy.model.EXTERNAL: the zone of every unclaimed address
 LEARN_WINDOW = 400 * 86400.0  # successful logins are counted over this long, until learned
+MIN_TRAVEL_KM = 500.0  # closer than this, a city database's error: never "impossible travel"
 MAX_NAME = 128  # longer account names are cut: a name is a key, not a payload
 
 Record = Callable[[Event | dict], None]
@@ -226,6 +231,8 @@ class LoginWatcher:
                 findings.append((f"login.new_{what}", u.new_subnet, f"a new {what} {value}"))
         if zone == EXTERNAL and u.external != "off":
             findings.append(("login.external", u.external, "the external zone"))
+        if u.geoip_database and u.external != "off":
+            findings += self._far_away(u, account, ip, now)
         hour = datetime.fromtimestamp(now, ZoneInfo(self.timezone())).hour
         hours_key = _key("hours", account)
         learned = self._learned(account, now, u.learn_logins)
@@ -253,6 +260,33 @@ class LoginWatcher:
             return None
         frozen = self._freeze(account, why, channel, ip, zone, now)
         return Refusal("account frozen", frozen)
+
+    def _far_away(self, u, account: str, ip: str, now: float) -> list[tuple[str, str, str]]:
+        """A country the account never logged in from; a place too far from the last login
+        for the time between them. Acted on like a login from the external zone."""
+        geo = open_geo(u.geoip_database)
+        where = geo.locate(ip) if geo is not None and ip else None
+        if where is None:
+            return []
+        out = []
+        if where.country:
+            key = _key("countries", account)
+            known = self.store.members(key)
+            if self.store.first_seen(key, where.country) and known:
+                out.append(("login.new_country", u.external, f"a new country {where.country}"))
+        if where.has_point:
+            key = _key("last_place", account)  # one member: "time latitude longitude"
+            last = next(iter(self.store.members(key)), "")
+            self.store.reset(key)
+            self.store.first_seen(key, f"{now:.0f} {where.latitude} {where.longitude}")
+            if last:
+                then, lat, lon = map(float, last.split())
+                km = distance_km(Location("", lat, lon), where)
+                hours = max(now - then, 60.0) / 3600
+                if km >= MIN_TRAVEL_KM and km / hours > u.impossible_kmh:
+                    words = f"{km:.0f} km from the last login {(now - then) / 3600:.1f} h before"
+                    out.append(("login.impossible_travel", u.external, words))
+        return out
 
     def _learned(self, account: str, now: float, learn_logins: int) -> bool:
         """True once the account has `learn_logins` successful logins (this one not counted)."""

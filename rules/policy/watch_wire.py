@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable
 from dataclasses import fields, replace
 from datetime import time
+from pathlib import Path
 from typing import Any
 
 from audit.watch_settings import (
@@ -59,10 +60,23 @@ _HH_MM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _HOST = re.compile(r"^[a-z0-9.-]+(:\d{1,5})?$")
 
 
-def parse_watch(doc: dict[str, Node], r: Reader) -> Watch:
-    """The top-level mapping (without `version`) → Watch; problems go to `r`."""
+def parse_watch(doc: dict[str, Node], r: Reader, directory: Path | None = None) -> Watch:
+    """The top-level mapping (without `version`) → Watch; problems go to `r`. Relative
+    paths (geoip_database) are relative to the policy `directory`."""
     top = r.mapping(Node(doc, 1, FILE), "", ("logins", "transfers")) or {}
     logins = _logins(r, top["logins"]) if "logins" in top else LoginWatch()
+    if logins.unusual.geoip_database:
+        node = top["logins"].value["unusual"].value["geoip_database"]
+        path = (directory or Path()) / logins.unusual.geoip_database
+        if not path.is_file():
+            r.issue(
+                node,
+                "logins.unusual.geoip_database",
+                f"no such file: {path}",
+                'give a MaxMind-format .mmdb file, or "" for no geo checks',
+            )
+        unusual = replace(logins.unusual, geoip_database=str(path))
+        logins = replace(logins, unusual=unusual)
     transfers = _transfers(r, top["transfers"]) if "transfers" in top else TransferWatch()
     return Watch(logins=logins, transfers=transfers)
 

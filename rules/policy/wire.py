@@ -105,7 +105,7 @@ def load_policy(directory: str | Path) -> Policy:
     issues.extend(builder.issues)
     if watch_doc is not None:
         watch_reader = Reader(WATCH_FILE)
-        policy = replace(policy, watch=parse_watch(watch_doc, watch_reader))
+        policy = replace(policy, watch=parse_watch(watch_doc, watch_reader, directory))
         issues.extend(watch_reader.issues)
     if any(not i.warning for i in issues):
         raise PolicyError(issues)

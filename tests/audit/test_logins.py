@@ -10,6 +10,8 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
+
 from audit.alerts import Alerts, FileSink
 from audit.events import MemoryLog
 from audit.logins import LoginWatcher, normal_account
@@ -255,3 +257,61 @@ def test_settings_are_read_at_each_login(tmp_path) -> None:
 def test_account_names_have_one_spelling() -> None:
     assert normal_account("  Alice\x00\n") == "alice"
     assert len(normal_account("x" * 1000)) == 128
+
+
+# -- a MaxMind-format database (built here with mmdb-writer, read with MaxMind's geoip2) --
+
+
+@pytest.fixture
+def geo_db(tmp_path) -> str:
+    from mmdb_writer import MmdbF64, MMDBWriter
+    from netaddr import IPSet
+
+    places = {  # documentation networks, synthetic places
+        "198.51.100.0/24": ("CN", 31.23, 121.47),  # Shanghai
+        "203.0.113.0/24": ("CN", 39.90, 116.40),  # Beijing, 1070 km away
+        "192.0.2.0/24": ("US", 40.71, -74.00),  # New York
+    }
+    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
+    for net, (country, lat, lon) in places.items():
+        writer.insert_network(
+            IPSet([net]),
+            {
+                "country": {"iso_code": country},
+                "location": {"latitude": MmdbF64(lat), "longitude": MmdbF64(lon)},
+            },
+        )
+    path = tmp_path / "city.mmdb"
+    writer.to_db_file(str(path))
+    return str(path)
+
+
+def test_a_new_country_and_impossible_travel(tmp_path, geo_db) -> None:
+    store = SQLiteStore(tmp_path / "audit.db", KEY)
+    unusual = Unusual(external="alert", new_subnet="off", geoip_database=geo_db)
+    rig = Rig(store, tmp_path, LoginWatch(unusual=unusual), {"198.51.": "office"})
+    rig.login("lee", "198.51.100.5", ok=True)  # Shanghai: learns CN
+    rig.clock.now += 3 * HOUR
+    rig.login("lee", "203.0.113.5", ok=True)  # Beijing 3 h later: 357 km/h, fine
+    assert [e["detail"] for e in rig.events("login.anomaly")] == ["login.external"]
+    rig.clock.now += 2 * HOUR
+    rig.login("lee", "192.0.2.5", ok=True)  # New York 2 h after Beijing
+    last = rig.events("login.anomaly")[-1]
+    assert last["detail"] == "login.external, login.new_country, login.impossible_travel"
+    assert "a new country US" in last["reason"] and "km from the last login 2.0 h" in last["reason"]
+    rig.clock.now += 30 * HOUR
+    rig.login("lee", "192.0.2.9", ok=True)  # the same place a day later: only external
+    assert rig.events("login.anomaly")[-1]["detail"] == "login.external"
+    kinds = [a["kind"] for a in rig.sent_alerts()]
+    assert "login.new_country" in kinds and "login.impossible_travel" in kinds
+
+
+def test_an_unreadable_geo_database_turns_geo_checks_off(tmp_path) -> None:
+    broken = tmp_path / "broken.mmdb"
+    broken.write_bytes(b"not a database")
+    store = SQLiteStore(tmp_path / "audit.db", KEY)
+    unusual = Unusual(external="alert", new_subnet="off", geoip_database=str(broken))
+    rig = Rig(store, tmp_path, LoginWatch(unusual=unusual), OFFICE)
+    assert rig.login("max", "10.1.0.5", ok=True) is None  # logins go on
+    assert rig.login("max", "192.0.2.5", ok=True) is None
+    assert rig.events("login.anomaly")[-1]["detail"] == "login.external"

@@ -141,6 +141,9 @@ FAILURES = {
     ),
     "wrong-version": Expect(1, "version", "version 2 is not supported", "version: 1"),
     "count-out-of-range": Expect(4, "logins.failures.count", "0 is out of range", "1..1000"),
+    "geoip-missing": Expect(
+        4, "logins.unusual.geoip_database", "no such file", "MaxMind-format .mmdb"
+    ),
 }
 
 
@@ -222,3 +225,12 @@ def test_explain_yaml_round_trips_a_watch_file(tmp_path) -> None:
 
 def test_explain_yaml_leaves_out_a_watch_file_that_says_the_defaults() -> None:
     assert "watch.yaml" not in _explained(DEFAULT_DIR)
+
+
+def test_a_geoip_database_is_found_beside_the_policy(tmp_path) -> None:
+    directory = write_policy(
+        tmp_path, {"watch.yaml": "version: 1\nlogins:\n  unusual: {geoip_database: geo.mmdb}\n"}
+    )
+    (directory / "geo.mmdb").write_bytes(b"")  # the loader checks it exists; the watcher opens it
+    watch = load_policy(directory).watch
+    assert watch.logins.unusual.geoip_database == str(directory / "geo.mmdb")
