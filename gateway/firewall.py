@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from gateway.config import Config, ConfigError, Endpoint, FirewallConfig
 from rules.policy.errors import Issue, did_you_mean
-from rules.policy.model import EXTERNAL, IPNetwork, Policy, Reach
+from rules.policy.model import EXTERNAL, IPAddress, IPNetwork, Policy, Reach
 
 TABLE = "leakguard"
 FAMILIES = (("ip", 4), ("ip6", 6))
@@ -108,7 +108,8 @@ def _collapse(nets: Iterable[IPNetwork]) -> list[IPNetwork]:
     return out
 
 
-def zone_of(address, networks: dict[str, list[IPNetwork]]) -> str:
+def zone_of(address: IPAddress, networks: dict[str, list[IPNetwork]]) -> str:
+    """The zone whose (carved) networks hold `address`, else external."""
     for zone, nets in networks.items():
         if any(address in n for n in nets):
             return zone
@@ -136,19 +137,17 @@ def _issues(policy: Policy, config: Config) -> list[Issue]:
                 Issue(file, line, f"firewall.interfaces.{zone}",
                       f"zone {zone!r} is not in the policy ({policy.source or 'policy'})", fix)
             )  # fmt: skip
-    for service, enabled, listen, mode in (
-        ("proxy", config.proxy.enabled, config.proxy.listen, config.proxy.mode),
-        ("relay", config.relay.enabled, config.relay.listen, "transparent"),
+    if config.proxy.enabled and config.proxy.mode != "transparent":
+        issues.append(
+            Issue(file, fw.line, "proxy.mode",
+                  "the firewall redirects web traffic to the proxy, which is in regular mode",
+                  "set `proxy.mode: transparent`")
+        )  # fmt: skip
+    for service, enabled, listen in (
+        ("proxy", config.proxy.enabled, config.proxy.listen),
+        ("relay", config.relay.enabled, config.relay.listen),
     ):
-        if not enabled:
-            continue
-        if mode != "transparent":
-            issues.append(
-                Issue(file, fw.line, "proxy.mode",
-                      "the firewall redirects web traffic to the proxy, which is in regular mode",
-                      "set `proxy.mode: transparent`")
-            )  # fmt: skip
-        if _loopback(listen):
+        if enabled and _loopback(listen):
             issues.append(
                 Issue(file, fw.line, f"{service}.listen",
                       f"the {service} listens on {listen}, where redirected connections "

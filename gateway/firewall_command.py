@@ -9,6 +9,9 @@ namespace (`unshare --net`), and compares nft's listing of that with its
 listing of the live table, counter values aside: the same canonical form on
 both sides, whatever spelling the file used.
 
+The config is --config FILE, else $LEAKGUARD_CONFIG, else /etc/leakguard/leakguard.yaml;
+the policy --policy DIR, else the config's `policy:`, else the shipped one.
+
 Exit status: 0 done / no drift, 1 drift (check), 2 refused or failed.
 """
 
