@@ -42,7 +42,7 @@ from audit.store import AuditStore
 
 log = logging.getLogger("leakguard.audit")
 
-BATCH = 512  # events per transaction at most
+BATCH = 64  # events per transaction at most: a few ms, so other writers wait little
 RETRY_FIRST, RETRY_MAX = 0.05, 2.0  # seconds between attempts when the store fails
 CLOSE_ATTEMPTS = 5  # at close, a failing store gets this many tries (about 1.5 s)
 

@@ -5,6 +5,9 @@ open the same file at once: WAL lets readers go on while one writer
 commits, every write is one short `BEGIN IMMEDIATE` transaction (the write
 lock is taken up front, so two writers queue instead of deadlocking on an
 upgrade), and a busy writer is waited for (busy_timeout) rather than failed.
+Within a process, writes share one connection under a lock; reads (a hold
+checked per request, say) use a connection per thread, so WAL lets them go
+on while the audit writer's batch commits.
 The chain's head is read inside the appending transaction, so appends from
 several processes make one chain. synchronous=NORMAL: a committed event
 survives the process dying; only a power cut may lose the last commits.
@@ -55,20 +58,35 @@ class SQLiteStore:
             if not self.path.exists():  # 0600 from the start; SQLite gives -wal/-shm the same
                 self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-            self._db = sqlite3.connect(
-                self.path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,  # we say where transactions begin and end
-                check_same_thread=False,  # shared by threads, serialised by self._lock
-            )
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._readers: list[sqlite3.Connection] = []
+            self._local = threading.local()
+            self._db = self._connect()  # for writes, serialised by self._lock
             self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
             with self._write() as db:
                 _create(db)
                 self._check_key(db)
         except sqlite3.Error as err:
             raise StoreError(f"audit store {self.path}: {err}") from err
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # we say where transactions begin and end
+            check_same_thread=False,  # close() may run on another thread
+        )
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's connection for reads (autocommit: each query its own snapshot)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+            with self._lock:
+                self._readers.append(db)
+        return db
 
     def _check_key(self, db: sqlite3.Connection) -> None:
         ours = key_id(self.chain_key)
@@ -137,8 +155,7 @@ class SQLiteStore:
         )
         last = after_seq
         while True:
-            with self._lock:
-                rows = self._db.execute(sql, (last, *args)).fetchall()
+            rows = self._reader().execute(sql, (last, *args)).fetchall()
             for seq, prev, digest, body in rows:
                 yield {**_body(body), "seq": seq, "prev": prev, "hash": digest}
             if len(rows) < PAGE:
@@ -146,8 +163,7 @@ class SQLiteStore:
             last = rows[-1][0]
 
     def head(self) -> dict | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE name = 'head'").fetchone()
+        row = self._reader().execute("SELECT value FROM meta WHERE name = 'head'").fetchone()
         if row is None:
             return None
         try:
@@ -181,8 +197,7 @@ class SQLiteStore:
             return cur.rowcount == 1
 
     def members(self, key: str) -> set[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT member FROM seen WHERE key = ?", (key,)).fetchall()
+        rows = self._reader().execute("SELECT member FROM seen WHERE key = ?", (key,)).fetchall()
         return {m for (m,) in rows}
 
     def reset(self, key: str) -> None:
@@ -200,10 +215,11 @@ class SQLiteStore:
             )
 
     def get_hold(self, kind: str, name: str) -> Hold | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT body FROM holds WHERE kind = ? AND name = ?", (kind, name)
-            ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT body FROM holds WHERE kind = ? AND name = ?", (kind, name))
+            .fetchone()
+        )
         return Hold(**json.loads(row[0])) if row else None
 
     def drop_hold(self, kind: str, name: str) -> Hold | None:
@@ -215,16 +231,21 @@ class SQLiteStore:
         return Hold(**json.loads(row[0])) if row else None
 
     def holds(self, kind: str | None = None) -> list[Hold]:
-        with self._lock:
-            rows = self._db.execute(
+        rows = (
+            self._reader()
+            .execute(
                 "SELECT body FROM holds WHERE ? IS NULL OR kind = ? ORDER BY kind, name",
                 (kind, kind),
-            ).fetchall()
+            )
+            .fetchall()
+        )
         return [Hold(**json.loads(body)) for (body,) in rows]
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            for db in (*self._readers, self._db):
+                db.close()
+            self._readers.clear()
 
 
 def _create(db: sqlite3.Connection) -> None:
