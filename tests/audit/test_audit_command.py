@@ -23,6 +23,7 @@ from audit.open import DB_FILE, open_store
 from gateway.config import AuditConfig, Config
 from tests.support.gateway import ROOT, run_gateway_once, running_gateway
 from tests.support.origin import Origin
+from tests.support.redis import free_port
 
 
 def leakguard(*argv: str | Path) -> subprocess.CompletedProcess:
@@ -360,3 +361,15 @@ def test_two_gateways_on_one_redis_write_one_chain(tmp_path, redis_server, redis
         store.close()
     checked = leakguard("audit", "verify", "--config", config, "--state-dir", second)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_gateway_whose_redis_is_unreachable_does_not_start(tmp_path):
+    config = tmp_path / "leakguard.yaml"
+    port = free_port()
+    config.write_text(
+        f"version: 1\naudit:\n  store: redis\n  redis_url: redis://:pw@127.0.0.1:{port}/0\n"
+    )
+    result = run_gateway_once("--config", str(config), state_dir=tmp_path / "var")
+    assert result.returncode == 2
+    assert f"leakguard run: audit store redis://127.0.0.1:{port}/0:" in result.stderr
+    assert ":pw@" not in result.stderr

@@ -13,7 +13,7 @@ from audit.sqlite_store import SQLiteStore
 from audit.store import StoreError
 from gateway.admin_args import admin_config
 from gateway.config import AuditConfig, Config, ConfigError, load_config
-from tests.support.redis import _free_port
+from tests.support.redis import free_port
 
 
 def _config(tmp_path, text: str) -> Config:
@@ -75,7 +75,7 @@ def test_config_mistakes_name_the_line(tmp_path, text, line, message):
 
 
 def test_an_unreachable_redis_is_a_clear_error_without_the_password(tmp_path):
-    url = f"redis://:s3cret@127.0.0.1:{_free_port()}/0"
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
     with pytest.raises(StoreError) as caught:
         open_store(Config(audit=AuditConfig("redis", url)), tmp_path)
     assert f"redis://127.0.0.1:{url.rsplit(':', 1)[1].split('/')[0]}/0" in str(caught.value)

@@ -34,7 +34,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -54,7 +54,7 @@ def start_redis(directory: Path) -> RedisServer:
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     for _ in range(5):  # the free port may be taken between our probe and its bind
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
              "no", "--dir", str(directory), "--daemonize", "no", "--loglevel", "warning"],
