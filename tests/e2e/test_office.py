@@ -109,6 +109,7 @@ firewall:
     restricted: [{if_restricted}]
     external: [{if_uplink}]
   resolvers: [{resolver}]
+  relay_clients: [{mail_server}]
 """
 
 
@@ -272,6 +273,7 @@ def office(tmp_path_factory) -> Iterator[Office]:
                 if_restricted=netns.IF_GW_RS,
                 if_uplink=netns.IF_GW_OUT,
                 resolver=RESOLVER,
+                mail_server=UNGUARDED,
             ),
             encoding="utf-8",
         )
@@ -648,6 +650,17 @@ def test_office_to_the_proxy_port_directly_is_refused_without_a_loop(office: Off
     # and the office is still served
     reply = curl(office, f"http://{WEBMAIL_HOST}/ok", "--resolve", f"{WEBMAIL_HOST}:80:{SERVER_A}")
     assert reply.status == 200, reply
+
+
+def test_the_firms_mail_server_may_use_the_relay_directly(office: Office) -> None:
+    """firewall.relay_clients: 10.200.1.3 plays the firm's mail server (relay as smarthost)."""
+    assert office.topo.call(office.topo.inside, tcp_connect, GW_INSIDE, RELAY_PORT, UNGUARDED) == (
+        "connected"
+    )
+    assert office.topo.call(office.topo.inside, tcp_connect, GW_INSIDE, RELAY_PORT) == "refused"
+    assert office.topo.call(office.topo.inside, tcp_connect, GW_INSIDE, PROXY_PORT, UNGUARDED) == (
+        "refused"
+    )  # the proxy port stays closed to it: only the relay is its business
 
 
 def test_quic_is_dropped(office: Office) -> None:
