@@ -26,12 +26,18 @@ Decisions, each an event (never a password) and, where it matters, an alert:
   account never used, or a login farther from the last one than `impossible_kmh`
   allows → acted on like a login from the external zone.
 The very first login of an account teaches its places; it is not an anomaly.
+
+Account names are keys as typed (trimmed, lower-case); in events and alerts any
+personal data in them (a phone number or ID number used as a login, a mail
+address) is shown masked, like every other value the gateway records.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -317,9 +323,10 @@ class LoginWatcher:
         return self.zone_of(ip) if self.zone_of is not None and ip else ""
 
     def _event(self, kind, channel, account, ip, zone, now, **fields) -> None:
+        shown = {k: redact(v) for k, v in fields.items() if k in ("reason", "detail")}
         event = Event(
-            type=kind, channel=channel, user=account, source_ip=ip, source_zone=zone,
-            time=_iso(now), **fields,
+            type=kind, channel=channel, user=redact(account), source_ip=ip,
+            source_zone=zone, time=_iso(now), **{**fields, **shown},
         )  # fmt: skip
         try:
             self.record(event)
@@ -330,10 +337,29 @@ class LoginWatcher:
         if self.alerts is None:
             return
         alert = Alert(
-            kind=kind, key=f"{kind}:{account or ip}", summary=summary, severity=severity,
-            user=account, source_ip=ip, detail=detail, time=now,
+            kind=kind, key=f"{kind}:{redact(account) or ip}", summary=redact(summary),
+            severity=severity, user=redact(account), source_ip=ip, detail=detail, time=now,
         )  # fmt: skip
         self.alerts.send(alert)
+
+
+_redactor_lock = threading.Lock()
+
+
+@functools.cache
+def _redactor():
+    from rules.engine import Engine  # only its redaction: no keyed hashes are made
+
+    return Engine(hash_key=bytes(32))  # compiling the detectors takes about a second: once
+
+
+def redact(text: str) -> str:
+    """`text` with any personal data in it masked, for events and alerts (an account name
+    may be a phone number, an ID number or a mail address)."""
+    if not text:
+        return text
+    with _redactor_lock:  # one engine, not thread-safe: logins are few
+        return _redactor().redact(text)
 
 
 def normal_account(name: str) -> str:

@@ -28,7 +28,7 @@ from datetime import datetime
 
 from audit.events import Event
 from audit.log import record_now
-from audit.logins import normal_account
+from audit.logins import normal_account, redact
 from audit.open import DB_FILE, open_store
 from audit.store import AuditStore, Hold, StoreError
 from gateway.admin_args import add_location_args, admin_config, operator, report_config_error
@@ -192,8 +192,8 @@ def _unblock(args: argparse.Namespace) -> int:
             reason = args.reason or "released by an administrator"
             detail = f"block {released.level} since {_local(released.since)}: {released.reason}"
             event = Event(
-                type="address.unblocked", source_ip=address, action="release", reason=reason,
-                detail=f"{detail}; by {by}",
+                type="address.unblocked", source_ip=address, action="release",
+                reason=redact(reason), detail=redact(f"{detail}; by {by}"),
             )  # fmt: skip
             stored = record_now(store, mirror, {**event.to_dict(), "by": by})
     except AdminError as err:
@@ -204,8 +204,8 @@ def _unblock(args: argparse.Namespace) -> int:
 def _record(store, mirror, kind, name, by, reason, action, detail="") -> dict:
     """The admin action as an event: the fixed fields, and `by` (who did it)."""
     event = Event(
-        type=kind, user=name, action=action, reason=reason,
-        detail=f"{detail + '; ' if detail else ''}by {by}",
+        type=kind, user=redact(name), action=action, reason=redact(reason),
+        detail=redact(f"{detail + '; ' if detail else ''}by {by}"),
     )  # fmt: skip
     return record_now(store, mirror, {**event.to_dict(), "by": by})
 

@@ -315,3 +315,19 @@ def test_an_unreadable_geo_database_turns_geo_checks_off(tmp_path) -> None:
     assert rig.login("max", "10.1.0.5", ok=True) is None  # logins go on
     assert rig.login("max", "192.0.2.5", ok=True) is None
     assert rig.events("login.anomaly")[-1]["detail"] == "login.external"
+
+
+def test_personal_data_in_an_account_name_is_masked_in_events_and_alerts(tmp_path) -> None:
+    phone = "13812345678"  # a login name that is a mobile number (synthetic)
+    store = SQLiteStore(tmp_path / "audit.db", KEY)
+    rig = Rig(store, tmp_path, LoginWatch(failures=Failures(count=2)), OFFICE)
+    rig.login(phone, "10.1.0.5", ok=False)
+    rig.login(phone, "10.1.0.5", ok=False)
+    assert store.get_hold("account", phone) is not None  # the hold is keyed by the name itself
+    assert rig.login(phone, "10.1.0.5", ok=True).why == "account frozen"
+    frozen = rig.events("account.frozen")[0]
+    assert frozen["user"] == "138****5678"
+    recorded = json.dumps(rig.log.events) + rig.alerts_path.read_text()
+    alerts = rig.sent_alerts()
+    assert alerts and alerts[0]["user"] == "138****5678"
+    assert phone not in recorded + json.dumps(alerts)
