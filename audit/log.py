@@ -69,6 +69,7 @@ class AuditLog:
         self.watcher_errors = 0
         self.stored = 0
         self._closed = False
+        self._given_up = False  # the store failed through close: the rest goes to the log only
         self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
         self._watching = threading.Thread(target=self._watch_loop, name="audit-watch", daemon=True)
         self._writer.start()
@@ -138,13 +139,13 @@ class AuditLog:
                 else:
                     events.append(item)
             if events:
-                self._store(events, closing=stopping)
+                self._store(events)
             if markers:  # a flush waits for the watchers too: its marker follows their events
                 self._watch_queue.put(markers)
 
-    def _store(self, events: list[dict], *, closing: bool) -> None:
+    def _store(self, events: list[dict]) -> None:
         delay, attempts = RETRY_FIRST, 0
-        while True:
+        while not self._given_up:
             try:
                 stored = self.store.append_many(events)
                 break
@@ -155,14 +156,17 @@ class AuditLog:
                         "audit store append failed (%d events waiting, attempt %d): %s",
                         len(events), attempts, err,
                     )  # fmt: skip
-                if closing and attempts >= CLOSE_ATTEMPTS:
-                    log.critical(
-                        "audit store unusable at shutdown: %d events (ids %s … %s) are only in %s",
-                        len(events), events[0].get("id"), events[-1].get("id"), self.mirror_path,
-                    )  # fmt: skip
-                    return
+                if self._closed and attempts >= CLOSE_ATTEMPTS:
+                    self._given_up = True
+                    break
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
+        if self._given_up:
+            log.critical(
+                "audit store unusable at shutdown: %d events (ids %s … %s) are only in %s",
+                len(events), events[0].get("id"), events[-1].get("id"), self.mirror_path,
+            )  # fmt: skip
+            return
         self.stored += len(stored)
         self._watch_queue.put(stored)
 

@@ -169,6 +169,22 @@ def test_a_store_still_failing_at_close_leaves_the_events_in_the_mirror(tmp_path
     inner.close()
 
 
+def test_close_does_not_hang_on_a_store_that_fails_for_good(tmp_path, caplog):
+    inner = SQLiteStore(tmp_path / "audit.db", KEY)
+    log = AuditLog(_FlakyStore(inner, failures=10**6), tmp_path / "events.jsonl")
+    with caplog.at_level(logging.ERROR, logger="leakguard.audit"):
+        log.record({"id": "early", "type": "t"})
+        time.sleep(0.3)  # the writer is retrying this one
+        for i in range(200):
+            log.record({"id": str(i), "type": "t"})
+        start = time.monotonic()
+        log.close()
+    assert time.monotonic() - start < 10
+    assert len(_lines(tmp_path / "events.jsonl")) == 201  # all in the mirror
+    assert "unusable at shutdown" in caplog.text and "early" in caplog.text
+    inner.close()
+
+
 def test_record_now_appends_and_mirrors_one_admin_event(tmp_path):
     store = SQLiteStore(tmp_path / "audit.db", KEY)
     stored = record_now(store, tmp_path / "events.jsonl", Event(type="audit.verify", user="root"))
