@@ -82,6 +82,8 @@ def login_form(apps: tuple[WebLogin, ...], request: http.Request) -> WebLogin | 
 
 def username(request: http.Request, field: str) -> str:
     """The account name from a urlencoded or multipart form, or a JSON body ("a.b" nests)."""
+    if request.raw_content is None:  # streamed (a login form never is): nothing held to read
+        return ""
     kind = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     try:
         if kind == "application/x-www-form-urlencoded":

@@ -179,3 +179,9 @@ def test_failure_signs(sign, status, headers, body, failed) -> None:
     response.headers.update(headers)
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     assert login_failed(sign, response) is failed
+
+
+def test_a_body_the_proxy_did_not_hold_names_nobody() -> None:
+    request = tutils.treq(method=b"POST", content=None)
+    request.headers["Content-Type"] = "application/x-www-form-urlencoded"
+    assert username(request, "user") == ""
