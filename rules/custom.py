@@ -96,7 +96,8 @@ class KeywordSearch:
         for i, detector in enumerate(self.detectors):
             if detector.case_sensitive == case_sensitive:
                 for word in detector.words:
-                    key = word if case_sensitive else word.lower()
+                    # folded as the text is, so that "İ" (two characters lowered) can match
+                    key = word if case_sensitive else _lower_keeping_offsets(word)
                     if i not in owners.setdefault(key, []):
                         owners[key].append(i)
         if not owners:

@@ -148,7 +148,9 @@ class Engine:
         self._keywords = KeywordSearch([c for c in self.custom if type(c) is KeywordDetector])
         self.min_score = min_score
         self._key = hash_key
-        # Two passes: disguises on the text as it came, tokens on the text as read.
+        # Two passes: disguises on the text as it came (and after each round of undoing
+        # them), tokens on the text as read. Hyperscan's cost adds up pattern by pattern,
+        # so one combined pass per round would cost more, not less.
         self._layers = triggers.build(_layer_triggers(), backend)
         self._triggers = triggers.build(_token_triggers(), backend)
         self._base64 = triggers.RunFinder(

@@ -137,10 +137,10 @@ class Layer:
         if self.bulk is None:
             return self.apply_exactly(text)
         # Big blocks rewrite fast; a block a finding lies in is mapped through small ones.
-        return substitute_blocks(text, self._outside, self.bulk, self._apply_small_blocks, 16384)
+        return substitute_blocks(text, self._outside, self.bulk, self._apply_small_blocks, 4096)
 
     def _apply_small_blocks(self, text: str) -> tuple[str, BlockSpanMap] | None:
-        return substitute_blocks(text, self._outside, self.bulk, self.apply_exactly, 512)
+        return substitute_blocks(text, self._outside, self.bulk, self.apply_exactly, 256)
 
     def apply_exactly(self, text: str) -> tuple[str, SpanMap] | None:
         """One match at a time: the reference `apply` must agree with."""
@@ -354,6 +354,7 @@ def normalise(text: str, needed: Callable[[str], set[int]] | None = None) -> Nor
         wanted -= fruitless
         if not wanted:
             break
+        changed = False
         for i in sorted(wanted):
             layer = ALL_LAYERS[i]
             result = layer.apply(text)
@@ -362,6 +363,9 @@ def normalise(text: str, needed: Callable[[str], set[int]] | None = None) -> Nor
                 continue
             text, spans = result
             back = back.then(layer.name, spans)
+            changed = True
+        if not changed:  # the same text would need the same layers, all fruitless now
+            break
         wanted = needed(text)
     return Normalised(text, back)
 
