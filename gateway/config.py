@@ -121,6 +121,9 @@ class RelayConfig:
     max_message_size: int = 25 * 2**20
     max_recipients: int = 100
     max_queue_age: float = 5 * 86400.0  # seconds; then a failure DSN to the sender
+    delivery: str = ""  # smarthost | mx | sink; "" → the smarthost if given, else the sink
+    dns_servers: tuple[Endpoint, ...] = ()  # delivery: mx; () → the system's /etc/resolv.conf
+    mx_port: int = 25  # delivery: mx; another port only for tests
 
 
 AUDIT_STORES = ("sqlite", "redis")
@@ -359,6 +362,7 @@ def _relay(r: Reader, node: Node) -> RelayConfig:
         "enabled", "listen", "smarthost", "hostname", "trusted_networks", "users_file",
         "tls_cert", "tls_key", "smarthost_tls", "smarthost_ca", "smarthost_user",
         "smarthost_password_file", "max_message_size", "max_recipients", "max_queue_age",
+        "delivery", "dns_servers", "mx_port",
     )  # fmt: skip
     m = r.mapping(node, "relay", keys) or {}
     out = RelayConfig()
@@ -396,7 +400,55 @@ def _relay(r: Reader, node: Node) -> RelayConfig:
         out = replace(out, max_queue_age=age)
     if (out.tls_cert is None) != (out.tls_key is None):
         r.issue(node, "relay", "tls_cert and tls_key go together", "give both, or neither")
+    return _relay_delivery(r, m, out)
+
+
+RELAY_DELIVERY = ("smarthost", "mx", "sink")
+
+
+def _relay_delivery(r: Reader, m: dict[str, Node], out: RelayConfig) -> RelayConfig:
+    """relay.delivery and the MX settings, checked against relay.smarthost."""
+    if "delivery" in m and (how := r.choice(m["delivery"], "relay.delivery", RELAY_DELIVERY)):
+        out = replace(out, delivery=how)
+        if how == "smarthost" and out.smarthost is None:
+            r.issue(
+                m["delivery"], "relay.delivery", "no smarthost given", "add smarthost: HOST:PORT"
+            )
+        if how != "smarthost" and out.smarthost is not None:
+            r.issue(
+                m["delivery"],
+                "relay.delivery",
+                f"delivery: {how} does not use the smarthost given",
+                "remove `smarthost`, or write delivery: smarthost",
+            )
+    if "dns_servers" in m:
+        read = lambda item, key: _dns_server(r, item, key)  # noqa: E731
+        servers = r.list_of(m["dns_servers"], "relay.dns_servers", read)
+        out = replace(out, dns_servers=servers)
+    if "mx_port" in m and (port := r.integer(m["mx_port"], "relay.mx_port", 1, 65535)):
+        out = replace(out, mx_port=port)
+    for key in ("dns_servers", "mx_port"):
+        if key in m and out.delivery != "mx":
+            r.issue(m[key], f"relay.{key}", "only used with delivery: mx", "add delivery: mx")
     return out
+
+
+def _dns_server(r: Reader, node: Node, key: str) -> Endpoint | None:
+    """'10.1.0.53' (port 53), '127.0.0.1:5353', '[::1]:5353': an address, not a name."""
+    text = r.text(node, key)
+    if text is None:
+        return None
+    try:
+        return Endpoint(str(ipaddress.ip_address(text.strip())), 53)
+    except ValueError:
+        pass
+    try:
+        endpoint = parse_endpoint(text)
+        ipaddress.ip_address(endpoint.host)
+        return endpoint
+    except ValueError:
+        r.issue(node, key, f"{text!r} is not IP or IP:PORT", "e.g. 10.1.0.53 or 127.0.0.1:5353")
+        return None
 
 
 def _audit(r: Reader, node: Node) -> AuditConfig:
@@ -572,7 +624,7 @@ def with_flags(config: Config, args) -> Config:
     if getattr(args, "relay_listen", None):
         relay = replace(relay, listen=parse_endpoint(args.relay_listen))
     if getattr(args, "smarthost", None):
-        relay = replace(relay, smarthost=parse_endpoint(args.smarthost))
+        relay = replace(relay, smarthost=parse_endpoint(args.smarthost), delivery="smarthost")
     if getattr(args, "users_file", None):
         relay = replace(relay, users_file=Path(args.users_file))
     if getattr(args, "no_relay", False):

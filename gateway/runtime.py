@@ -188,6 +188,9 @@ class Gateway:
             max_message_size=c.max_message_size,
             max_recipients=c.max_recipients,
             max_queue_age=c.max_queue_age,
+            direct_to_mx=c.delivery == "mx",
+            dns_servers=tuple((e.host, e.port) for e in c.dns_servers),
+            mx_port=c.mx_port,
             contact=self.config.contact,
         )
         judging = mail_services.Services(
@@ -307,6 +310,8 @@ class Gateway:
             target = self.config.relay.smarthost
             sink = "{}:{}".format(*self.relay.smarthost[:2])
             goes = f"smarthost {target}" if target else f"the local sink on {sink}"
+            if self.config.relay.delivery == "mx":
+                goes = "each recipient domain's MX"
             print(
                 f"leakguard: mail relay listening on {shown} (delivering to {goes})", file=self.out
             )

@@ -1,6 +1,6 @@
-"""Delivery workers: take spool entries to the smarthost, bounce, hold, notify, retry.
+"""Delivery workers: take spool entries to the smarthost (or MX), bounce, hold, notify, retry.
 
-    Deliverer(spool, upstream, settings, record)
+    Deliverer(spool, upstream | route factory, settings, record)
         submit(entry)    a freshly accepted entry (no re-read from disk)
         start(names)     the recovered queue; workers and the scheduler begin
         flush()          everything due now, and the queue directory re-read
@@ -24,6 +24,7 @@ one send (at-least-once). A null sender (<>) never gets a DSN.
 
 Connections to the smarthost are kept per worker and reused (RSET between
 transactions; a reused connection that turns out dead is replaced once).
+Without a smarthost, mailrelay.mx delivers to each recipient domain's MX.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import aiosmtplib
 
@@ -92,11 +94,11 @@ class DeliverySettings:
 class Connection:
     """One reusable SMTP client connection (one per worker, so never shared)."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, *, context: ssl.SSLContext | None = None) -> None:
         self.upstream = upstream
         self.smtp: aiosmtplib.SMTP | None = None
         self.last_used = 0.0
-        self._context: ssl.SSLContext | None = None
+        self._context: ssl.SSLContext | None = context  # shared, or made on first use
 
     def _tls_context(self) -> ssl.SSLContext | None:
         up = self.upstream
@@ -198,12 +200,31 @@ def _describe(err: BaseException) -> str:
 # -- the workers and their schedule ----------------------------------------------------------
 
 
+class Route(Protocol):
+    """Where a worker sends: one smarthost Connection, or mailrelay.mx.MXRoute."""
+
+    async def send(
+        self, sender: str, recipients: list[str], data: bytes, options: list[str]
+    ) -> dict[str, tuple[int, str]]: ...
+
+    async def quit(self) -> None: ...
+
+
 class Deliverer:
     def __init__(
-        self, spool: Spool, upstream: Upstream, settings: DeliverySettings, record: Record
+        self,
+        spool: Spool,
+        route: Upstream | Callable[[], Route],
+        settings: DeliverySettings,
+        record: Record,
     ) -> None:
+        """`route`: the smarthost, or a factory of one Route per worker (direct to MX)."""
         self.spool = spool
-        self.upstream = upstream
+        if isinstance(route, Upstream):
+            upstream = route
+            self.new_route: Callable[[], Route] = lambda: Connection(replace(upstream))
+        else:
+            self.new_route = route
         self.settings = settings
         self.record = record
         self._due: list[tuple[float, str]] = []  # heap; stale items skipped
@@ -214,7 +235,7 @@ class Deliverer:
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self._connections: list[Connection] = []
+        self._connections: list[Route] = []
         self._last_rescan = 0.0
         self._io = Lane("relay-delivery-io", threads=4)  # spool reads, state, removal
         self.delivered = 0  # groups delivered (for tests and a status line)
@@ -226,7 +247,7 @@ class Deliverer:
             self._schedule(name, 0.0)
         self._last_rescan = time.monotonic()
         for i in range(self.settings.workers):
-            conn = Connection(replace(self.upstream))
+            conn = self.new_route()
             self._connections.append(conn)
             self._tasks.append(asyncio.create_task(self._worker(conn), name=f"delivery-{i}"))
         self._tasks.append(asyncio.create_task(self._scheduler(), name="delivery-scheduler"))
@@ -309,7 +330,7 @@ class Deliverer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(timeout, 0.01))
 
-    async def _worker(self, conn: Connection) -> None:
+    async def _worker(self, conn: Route) -> None:
         while True:
             name = await self._ready.get()
             if not name:
@@ -341,7 +362,7 @@ class Deliverer:
 
     # -- one entry ----------------------------------------------------------------------
 
-    async def process(self, entry: Entry, conn: Connection) -> float | None:
+    async def process(self, entry: Entry, conn: Route) -> float | None:
         """Do what remains for `entry`; the monotonic time to retry at, or None when done."""
         state = _initial_state(entry) if not entry.state else entry.state
         deliveries = effective_deliveries(entry)

@@ -34,6 +34,7 @@ import socket
 import ssl
 import sys
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,9 +42,10 @@ from certs.ca import create_ca, find_ca, issue_server_certificate
 from certs.errors import CAExists
 from certs.files import private_dir, replace_file
 from mailrelay.auth import DEFAULT_TRUSTED_NETWORKS, Users, parse_networks
-from mailrelay.delivery import Deliverer, DeliverySettings, Record, Upstream
+from mailrelay.delivery import Deliverer, DeliverySettings, Record, Route, Upstream
 from mailrelay.handler import AcceptPolicy, Judge, RelayHandler, RelaySMTP
 from mailrelay.lanes import Lane
+from mailrelay.mx import MXResolver, MXRoute, MXSettings
 from mailrelay.sink import Sink
 from mailrelay.spool import SPOOL_DIR, Spool
 
@@ -71,6 +73,10 @@ class RelaySettings:
     smarthost_ca: Path | None = None
     smarthost_user: str | None = None
     smarthost_password: str | None = None
+    # or straight to each recipient domain's MX (mailrelay.mx); no smarthost then
+    direct_to_mx: bool = False
+    dns_servers: tuple[tuple[str, int], ...] = ()  # () → the system's resolver configuration
+    mx_port: int = 25  # another port only for tests
     # who may relay
     tls: bool = True  # offer STARTTLS (certificate from the CA unless tls_cert/tls_key)
     tls_cert: Path | None = None
@@ -124,6 +130,8 @@ class Relay:
             logging.DEBUG
         ):
             aiosmtpd_log.setLevel(logging.WARNING)
+        if s.direct_to_mx and s.smarthost is not None:
+            raise RelayError("direct delivery to MX and a smarthost exclude each other")
         try:
             trusted = parse_networks(s.trusted_networks)
         except ValueError as err:
@@ -143,7 +151,9 @@ class Relay:
                 raise RelayError(f"users file {s.users_file}: {err}") from None
             if tls_context is None:
                 log.warning("AUTH needs STARTTLS, which is off: nobody can authenticate")
-        if s.smarthost is None:
+        if s.direct_to_mx:
+            log.info("no smarthost: delivering to each recipient domain's MX")
+        elif s.smarthost is None:
             self.sink = Sink(self.state_dir / SINK_DIR)
             self.smarthost = await self.sink.start(*s.sink_listen)
             log.info("no smarthost: delivering to the local sink in %s", self.state_dir / SINK_DIR)
@@ -168,7 +178,12 @@ class Relay:
             hostname=self.hostname,
             contact=s.contact,
         )
-        self.deliverer = Deliverer(self.spool, upstream, delivery, self.record)
+        route: Upstream | Callable[[], Route] = upstream
+        if s.direct_to_mx:
+            resolver = MXResolver(s.dns_servers)
+            mx = MXSettings(port=s.mx_port, local_hostname=self.hostname)
+            route = lambda: MXRoute(resolver, mx)  # noqa: E731  one per worker
+        self.deliverer = Deliverer(self.spool, route, delivery, self.record)
         await self.deliverer.start(names)
         if names:
             log.info("recovered %d spooled messages", len(names))
@@ -329,6 +344,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--listen", type=_endpoint, default=("127.0.0.1", 2525))
     parser.add_argument("--smarthost", type=_endpoint, help="default: the embedded sink")
+    parser.add_argument("--mx", action="store_true", help="deliver to each domain's MX")
+    parser.add_argument(
+        "--dns-server", type=_endpoint, action="append", default=[], help="HOST:PORT (--mx)"
+    )
+    parser.add_argument("--mx-port", type=int, default=25, help=argparse.SUPPRESS)
     parser.add_argument(
         "--judge",
         default="real",
@@ -356,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         listen=args.listen,
         hostname=args.hostname or "localhost",
         smarthost=args.smarthost,
+        direct_to_mx=args.mx,
+        dns_servers=tuple(args.dns_server),
+        mx_port=args.mx_port,
         smarthost_tls="opportunistic",
         smarthost_verify=False,
         tls=not args.no_tls,

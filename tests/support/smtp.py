@@ -102,6 +102,7 @@ class RecordingSink:
     messages: list[Received] = field(default_factory=list)
     tls_context: ssl.SSLContext | None = None  # offer STARTTLS with it
     users: dict[str, str] = field(default_factory=dict)  # require AUTH with these logins
+    host: str = "127.0.0.1"  # another loopback address: several sinks on one port (MX tests)
 
     def __post_init__(self) -> None:
         self.port = self.port or free_port()
@@ -110,7 +111,7 @@ class RecordingSink:
 
     @property
     def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
+        return (self.host, self.port)
 
     def start(self) -> RecordingSink:
         extra = {}
@@ -120,7 +121,7 @@ class RecordingSink:
             extra.update(auth_required=True, authenticator=self._authenticate)
         self._controller = Controller(
             _Recorder(self),
-            hostname="127.0.0.1",
+            hostname=self.host,
             port=self.port,
             server_hostname=SINK_HOSTNAME,
             data_size_limit=None,
