@@ -17,7 +17,8 @@ leaves the checkpoint pointing past the end, and it cannot be rewritten to
 the new tail without the key. A whole store rolled back to an older copy of
 itself is consistent and cannot be detected from inside; compare with an
 export kept elsewhere (the SIEM's copy of events.jsonl) for that. A deleted
-checkpoint is reported; a store that finds its checkpoint gone carries on
+checkpoint is reported; a store that finds its checkpoint gone (or rows
+past it) carries on
 from its last event but first records an `audit.checkpoint_lost` event,
 which verification reports, so the cut cannot be papered over by the
 gateway's own next append.
@@ -95,7 +96,8 @@ def checkpoint_lost(last_seq: int) -> dict:
         "id": secrets.token_hex(8),
         "time": iso(time.time()),
         "type": CHECKPOINT_LOST,
-        "reason": f"the head checkpoint was missing; the chain goes on from seq {last_seq}",
+        "reason": f"the head checkpoint was gone, unreadable or behind the last event; "
+        f"the chain goes on from seq {last_seq}",
     }
 
 
@@ -179,7 +181,7 @@ def verify(
         if head is not None and seq == head.get("seq"):
             at_head = stated_hash
         if event.get("type") == CHECKPOINT_LOST:
-            what = "the store found its head checkpoint deleted here: its tail may have been cut"
+            what = "the store found its checkpoint gone or overtaken here: events cut or forged"
             problems.append(Problem(seq, ident, what, line))
     if head is None and checkpointed and count:
         problems.append(Problem(None, "", "the head checkpoint is missing: deleted"))

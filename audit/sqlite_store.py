@@ -116,15 +116,11 @@ class SQLiteStore:
         return self.append_many([event])[0]
 
     def append_many(self, events: list[dict]) -> list[dict]:
-        events_in = events
         out = []
         with self._write() as db:
-            head = _head(db)
-            if head is None:
-                last = db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
-                if (row := last.fetchone()) is not None:  # the checkpoint was deleted
-                    head = {"seq": row[0], "hash": row[1]}
-                    events = [checkpoint_lost(row[0]), *events]
+            head, notice = _resume(db)
+            if notice is not None:  # recorded before them, in the same transaction
+                events = [notice, *events]
             for event in events:
                 stored = link(event, head, self.chain_key)
                 body = {k: v for k, v in stored.items() if k not in CHAIN_FIELDS}
@@ -137,7 +133,7 @@ class SQLiteStore:
             if out:
                 mark = checkpoint(head["seq"], head["hash"], self.chain_key)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (_json(mark),))
-        return out[len(out) - n :] if (n := len(events_in)) else []
+        return out[1:] if notice is not None else out
 
     def events(
         self, *, after_seq: int = 0, since: float | None = None, until: float | None = None
@@ -254,10 +250,19 @@ def _create(db: sqlite3.Connection) -> None:
             db.execute(statement)
 
 
-def _head(db: sqlite3.Connection) -> dict | None:
-    """The chain's head as the checkpoint says (not the last row: a cut tail must show)."""
+def _resume(db: sqlite3.Connection) -> tuple[dict | None, dict | None]:
+    """Where the next append goes: after the checkpoint (not the last row, so a cut tail
+    shows as a gap). When the checkpoint is gone or unreadable, or rows sit past it, go on
+    after the last row, with a notice event first that verification reports."""
     row = db.execute("SELECT value FROM meta WHERE name = 'head'").fetchone()
-    return json.loads(row[0]) if row else None
+    head = _body(row[0]) if row else None
+    last = db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    usable = head is not None and isinstance(head.get("seq"), int) and "hash" in head
+    if usable and (last is None or last[0] <= head["seq"]):
+        return head, None
+    if last is None:
+        return None, None
+    return {"seq": last[0], "hash": last[1]}, checkpoint_lost(last[0])
 
 
 def _json(data: dict) -> str:

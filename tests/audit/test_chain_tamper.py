@@ -111,6 +111,28 @@ def test_an_event_added_after_the_head_without_the_key_is_found(db):
     ]
 
 
+def test_the_gateway_goes_on_after_a_forged_row_past_the_checkpoint(db):
+    path, raw = db
+    raw.execute("INSERT INTO events VALUES (11, 'x', 'y', '{\"id\": \"forged\"}')")
+    store = SQLiteStore(path, KEY)
+    assert store.append({"id": "later"})["seq"] == 13  # 12: the store's notice
+    store.close()
+    _, problems = _problems(path)
+    assert [p[:2] for p in problems[:2]] == [(11, "forged"), (11, "forged")]
+    assert problems[2][0] == 12
+    assert "prev does not match" in problems[0][2] and "overtaken" in problems[2][2]
+
+
+def test_an_unreadable_checkpoint_is_found_and_appends_go_on(db):
+    path, raw = db
+    raw.execute("UPDATE meta SET value = 'garbage' WHERE name = 'head'")
+    assert _problems(path)[1] == [(None, "", "the head checkpoint is unreadable: edited")]
+    store = SQLiteStore(path, KEY)
+    assert store.append({"id": "later"})["seq"] == 12
+    store.close()
+    assert [p[0] for p in _problems(path)[1]] == [11]
+
+
 def test_a_cut_tail_is_found_by_the_checkpoint(db):
     path, raw = db
     raw.execute("DELETE FROM events WHERE seq >= 8")
@@ -172,7 +194,7 @@ def test_a_deleted_checkpoint_is_found_and_the_next_append_says_so(db):
     count, problems = _problems(path)
     assert count == 10
     assert [p[:1] + p[2:] for p in problems] == [
-        (9, "the store found its head checkpoint deleted here: its tail may have been cut")
+        (9, "the store found its checkpoint gone or overtaken here: events cut or forged")
     ]
 
 
@@ -200,7 +222,7 @@ def test_tampering_with_redis_is_found(redis_server, redis_prefix):
     raw.delete(redis_prefix + "head")
     assert store.append({"id": "later"})["seq"] == 8  # seq 7: the store's notice
     _, problems = verify(store.events(after_seq=EVERY_SEQ), KEY, head=store.head())
-    assert (7, "the store found its head checkpoint deleted here: its tail may have been cut") in [
+    assert (7, "the store found its checkpoint gone or overtaken here: events cut or forged") in [
         (p.seq, p.what) for p in problems
     ]
     raw.close()
