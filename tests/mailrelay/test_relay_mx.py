@@ -98,6 +98,8 @@ def zone():
             ("plain.test", "A"): ["127.0.0.1"],  # no MX: the domain itself receives
             ("nullmx.test", "MX"): ["0 ."],  # RFC 7505: accepts no mail
             ("nullmx.test", "A"): ["127.0.0.1"],  # …even though it has an address
+            ("tls.test", "MX"): ["10 mx.tls.test."],
+            ("mx.tls.test", "A"): ["127.0.0.3"],
         }
     )
     yield server
@@ -196,6 +198,23 @@ def test_a_domain_that_does_not_exist_bounces(relay, best):
     (dsn,) = best.wait_for(1)
     assert dsn.mail_from == "" and dsn.rcpt_tos == (SENDER,)
     assert "5.1.2" in dsn.data.decode("utf-8", "replace")
+
+
+def test_starttls_is_used_when_the_mx_offers_it_whatever_its_certificate(relay, port, tmp_path):
+    import ssl
+
+    from certs.ca import create_ca, issue_server_certificate
+
+    ca = create_ca(tmp_path / "mx-ca")  # a CA the relay does not know
+    cert, key = issue_server_certificate(ca, ["mx.tls.test"])
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    with RecordingSink(port=port, host="127.0.0.3", tls_context=context) as mx:
+        send(relay, ["bob@tls.test"], "tls")
+        (got,) = mx.wait_for(1)
+    assert got.tls and got.rcpt_tos == ("bob@tls.test",)
 
 
 def test_mx_and_a_smarthost_exclude_each_other(tmp_path, zone, port):
