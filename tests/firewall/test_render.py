@@ -360,3 +360,13 @@ def test_the_example_config_renders(capsys) -> None:
     example = ROOT / "deploy" / "gateway-host.yaml"
     assert main(["firewall", "render", "--config", str(example), "--policy", str(SHIPPED)]) == 0
     assert "redirect to :" in capsys.readouterr().out
+
+
+def test_an_allowance_from_external_comes_before_the_external_drop(tmp_path: Path) -> None:
+    zones = ZONES_V6 + "  - {from: external, to: restricted, ports: [8443], inspect: false}\n"
+    forward = _chain(_render(tmp_path, CONFIG, zones), "forward")
+    published = (
+        'iifname "eth0" ip saddr != @internal_v4 oifname "eth2" ip daddr @zone_restricted_v4 '
+        "meta l4proto { tcp, udp } th dport 8443 accept  # reach external->restricted"
+    )
+    assert forward.index(published) < forward.index('iifname "eth0" goto drop_external_to_internal')
