@@ -101,6 +101,19 @@ def checkpoint_lost(last_seq: int) -> dict:
     }
 
 
+def resume(head: dict | None, last: tuple[int, str] | None) -> tuple[dict | None, dict | None]:
+    """Where a store's next append goes, from its checkpoint and its last event (seq, hash):
+    after the checkpoint (not the last event, so a cut tail stays a gap). When the checkpoint
+    is gone or unreadable, or events sit past it, after the last event, with a notice event
+    (checkpoint_lost) to append first, which verification reports. → (head, notice)"""
+    usable = head is not None and isinstance(head.get("seq"), int) and "hash" in head
+    if usable and (last is None or last[0] <= head["seq"]):
+        return head, None
+    if last is None:
+        return None, None
+    return {"seq": last[0], "hash": last[1]}, checkpoint_lost(last[0])
+
+
 def iso(ts: float) -> str:
     """Epoch seconds in the events' own time format, so periods compare as text."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")

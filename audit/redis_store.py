@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import redis
 
-from audit.chain import GENESIS, checkpoint, checkpoint_lost, in_period, key_id, link
+from audit.chain import checkpoint, in_period, key_id, link, resume
 from audit.store import Hold, StoreError
 
 PAGE = 500
@@ -85,14 +85,13 @@ class RedisStore:
             while True:
                 try:
                     pipe.watch(head_key)
-                    raw = pipe.get(head_key)
-                    head = json.loads(raw) if raw else None
-                    batch = events
-                    if head is None and (last := pipe.lindex(self._k("events"), -1)):
-                        tail = _event(last)  # the checkpoint was deleted: say so first
-                        seq = tail.get("seq") if isinstance(tail.get("seq"), int) else 0
-                        head = {"seq": seq, "hash": str(tail.get("hash", GENESIS))}
-                        batch = [checkpoint_lost(seq), *events]
+                    raw, tail = pipe.get(head_key), pipe.lindex(self._k("events"), -1)
+                    last = _event(tail) if tail else None
+                    head, notice = resume(
+                        _event(raw) if raw else None,
+                        (_seq(last), str(last.get("hash"))) if last else None,
+                    )
+                    batch = [notice, *events] if notice else events
                     out = []
                     for event in batch:
                         head = link(event, head, self.chain_key)
@@ -202,6 +201,11 @@ def _event(raw: str) -> dict:
     except ValueError:
         event = None
     return event if isinstance(event, dict) else {"unreadable": raw}
+
+
+def _seq(event: dict) -> int:
+    seq = event.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
 
 
 def _shown(url: str) -> str:

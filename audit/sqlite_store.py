@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from audit.chain import CHAIN_FIELDS, checkpoint, checkpoint_lost, iso, key_id, link
+from audit.chain import CHAIN_FIELDS, checkpoint, iso, key_id, link, resume
 from audit.store import Hold, StoreError
 
 BUSY_TIMEOUT_MS = 10_000
@@ -251,18 +251,9 @@ def _create(db: sqlite3.Connection) -> None:
 
 
 def _resume(db: sqlite3.Connection) -> tuple[dict | None, dict | None]:
-    """Where the next append goes: after the checkpoint (not the last row, so a cut tail
-    shows as a gap). When the checkpoint is gone or unreadable, or rows sit past it, go on
-    after the last row, with a notice event first that verification reports."""
     row = db.execute("SELECT value FROM meta WHERE name = 'head'").fetchone()
-    head = _body(row[0]) if row else None
     last = db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-    usable = head is not None and isinstance(head.get("seq"), int) and "hash" in head
-    if usable and (last is None or last[0] <= head["seq"]):
-        return head, None
-    if last is None:
-        return None, None
-    return {"seq": last[0], "hash": last[1]}, checkpoint_lost(last[0])
+    return resume(_body(row[0]) if row else None, last)
 
 
 def _json(data: dict) -> str:

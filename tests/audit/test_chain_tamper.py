@@ -225,5 +225,7 @@ def test_tampering_with_redis_is_found(redis_server, redis_prefix):
     assert (7, "the store found its checkpoint gone or overtaken here: events cut or forged") in [
         (p.seq, p.what) for p in problems
     ]
+    raw.set(redis_prefix + "head", "garbage")  # an unreadable checkpoint: appends go on
+    assert store.append({"id": "again"})["seq"] == 10
     raw.close()
     store.close()
