@@ -18,7 +18,8 @@ Decisions, each an event (never a password) and, where it matters, an alert:
   it (Hold kind "account", until released); a success resets the count.
 - failures for `spraying.accounts` distinct accounts from one address within
   `spraying.within` → block the address for `block_for`, times `escalate` for
-  each repeat (Hold.level), at most `max_block`.
+  each repeat (Hold.level), at most `max_block`; an address quiet for
+  `max_block` after its last cool-down starts over at `block_for`.
 - a successful login from a subnet (/24, /64) or zone the account never used,
   from the external zone, or at an hour of the day it never used (once it has
   `learn_logins` logins to judge by) → `login.anomaly`, alert, freeze on "hold".
@@ -200,7 +201,9 @@ class LoginWatcher:
         before = self.store.get_hold("address", ip)
         if before is not None and before.active(now):
             return  # a login seen while blocked (a web app the proxy only watches)
-        level = before.level + 1 if before is not None else 1
+        # a repeat offender comes back within max_block of the last cool-down's end
+        repeat = before is not None and now - before.until < s.spraying.max_block
+        level = before.level + 1 if repeat else 1
         seconds = min(
             s.spraying.block_for * s.spraying.escalate ** (level - 1), s.spraying.max_block
         )

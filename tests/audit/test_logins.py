@@ -331,3 +331,15 @@ def test_personal_data_in_an_account_name_is_masked_in_events_and_alerts(tmp_pat
     alerts = rig.sent_alerts()
     assert alerts and alerts[0]["user"] == "138****5678"
     assert phone not in recorded + json.dumps(alerts)
+
+
+def test_an_address_quiet_for_max_block_starts_over_at_the_first_cool_down(tmp_path) -> None:
+    store = SQLiteStore(tmp_path / "audit.db", KEY)
+    spraying = Spraying(accounts=3, within=600, block_for=900, escalate=4, max_block=4 * HOUR)
+    rig = Rig(store, tmp_path, LoginWatch(spraying=spraying), OFFICE)
+    for round_ in range(2):
+        for i in range(3):
+            rig.login(f"u{round_}{i}", "10.2.0.99", ok=False)
+        hold = store.get_hold("address", "10.2.0.99")
+        rig.clock.now = hold.until + 4 * HOUR + 1  # quiet for longer than max_block
+    assert (hold.level, hold.until - hold.since) == (1, 900.0)
