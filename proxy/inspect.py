@@ -56,6 +56,7 @@ from audit.events import decision_event
 from audit.transfers import held_verdict
 from proxy import blockpage
 from proxy.addresses import plain
+from proxy.auth import USER_KEY
 from proxy.masking import CannotMask, mask_body, mask_query
 from proxy.repeats import Repeats
 from proxy.request_content import (
@@ -570,6 +571,7 @@ def request_context(flow: http.HTTPFlow, channel: str | None = None) -> Context:
     return Context(
         channel=channel or ("https" if request.scheme == "https" else "http"),
         source_ip=_ip(flow.client_conn.peername[0] if flow.client_conn.peername else None),
+        user=flow.metadata.get(USER_KEY) or None,  # set by proxy.auth when clients log in
         host=request.pretty_host.lower().rstrip(".") or None,
         dest_ip=destination_ip(flow),
         port=request.port,

@@ -23,7 +23,7 @@ from tests.support.origin import Origin, TestCA
 
 PASSWORD = "correct horse battery staple"
 CONTACT = "security@firm.example"
-ACCOUNTS = ("alice", "bob", "carol", "erin")
+ACCOUNTS = ("alice", "bob", "carol", "dave", "erin")
 WATCH = "version: 1\nlogins:\n  failures: {count: 3, within: 10m}\n"
 
 
@@ -132,3 +132,15 @@ def test_a_session_frozen_by_an_administrator_gets_the_frozen_page(rig) -> None:
     assert api.status_code == 403 and json.loads(api.text)["frozen"] is True
     assert not [r for r in web.requests if r.path in ("/after", "/api")]
     assert leakguard(gw, "accounts", "unfreeze", "carol").returncode == 0
+
+
+def test_what_a_logged_in_account_sends_is_recorded_under_its_name(rig) -> None:
+    gw, web, _ = rig
+    body = "客户身份证 11010519491231002X".encode()
+    with client(gw, "dave") as c:
+        assert c.post(web.url("/upload"), content=body).status_code == 200
+    event = gw.wait_for_event(
+        lambda e: e["type"] == "http.request" and e["findings"] and e["user"] == "dave"
+    )
+    assert event["findings"][0]["masked"] != "11010519491231002X"
+    assert "11010519491231002X" not in gw.events_file_text()
