@@ -265,11 +265,13 @@ class Spool:
         entry.state = state
 
     def remove(self, entry: Entry) -> None:
-        """Done: the entry first, then its progress (a stray state is swept at start)."""
+        """Done: the entry first, then its progress if it had any (a stray state, say
+        one written while its entry was loaded without it, is swept at start)."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(entry.path)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(entry.path.with_name(entry.name + STATE_SUFFIX))
+        if entry.state:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path.with_name(entry.name + STATE_SUFFIX))
 
     # -- quarantine ---------------------------------------------------------------------
 
