@@ -106,12 +106,47 @@ def _token_triggers() -> list[triggers.Trigger]:
     ]
 
 
-def _layer_triggers() -> list[triggers.Trigger]:
-    """One per normalisation layer: only whether it matches matters."""
+def _layer_triggers(locate: bool) -> list[triggers.Trigger]:
+    """One per normalisation layer: whether it matches, and if `locate`, where the
+    characters of a per-character layer are (each match of `[…]+` ends after one)."""
     return [
-        triggers.Trigger(i, layer.trigger_pattern.encode(), utf8=True, once=True)
+        triggers.Trigger(
+            i,
+            layer.trigger_pattern.encode(),
+            utf8=True,
+            once=not (locate and layer.table is not None),
+        )
         for i, layer in enumerate(ALL_LAYERS)
     ]
+
+
+class _Disguises:
+    """normalise()'s questions about a text, answered by the layer pass over its bytes.
+
+    Remembers the last text asked about (by identity), its bytes and the pass's
+    answers: the final text is asked about last, and the engine scans its bytes next.
+    """
+
+    def __init__(self, layers, text: str, data: bytes) -> None:
+        self._layers = layers
+        self.text, self.data = text, data
+        self._ends = layers.ends(data)
+
+    def needed(self, text: str) -> set[int]:
+        if text is not self.text:
+            self.text, self.data = text, text.encode("utf-8", "replace")
+            self._ends = self._layers.ends(self.data)
+        return {tid for tid, _ in self._ends}
+
+    def where(self, text: str, layer: int) -> list[int] | None:
+        """Offsets of the characters layer `layer`'s trigger matched, if it reported them."""
+        if text is not self.text:
+            return None  # rewritten since the pass by a layer applied before this one
+        ends = sorted({end for tid, end in self._ends if tid == layer})
+        if not ends or ends[0] < 0:  # the `re` backend says only whether
+            return None
+        to_char = _byte_to_char(self.data, set(ends))
+        return [to_char[end] - 1 for end in ends]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +186,9 @@ class Engine:
         # Two passes: disguises on the text as it came (and after each round of undoing
         # them), tokens on the text as read. Hyperscan's cost adds up pattern by pattern,
         # so one combined pass per round would cost more, not less.
-        self._layers = triggers.build(_layer_triggers(), backend)
         self._triggers = triggers.build(_token_triggers(), backend)
+        # Only hyperscan reports every match of a UTF-8 trigger.
+        self._layers = triggers.build(_layer_triggers(self._triggers.name == "hyperscan"), backend)
         self._base64 = triggers.RunFinder(
             rb"[A-Za-z0-9+/]", _BASE64_TRIGGER, _BASE64_RUN, backend, _holds_base64_trigger
         )
@@ -233,11 +269,13 @@ class Engine:
 
     def _scan(self, text: str, depth: int) -> list[_Raw]:
         data = text.encode("utf-8", "replace")
-        layers = self._layers_needed(data)
-        if layers:
-            last = [text, data]  # the text normalise() asked about last, and its bytes
-            norm = normalise(text, needed=self._remember(layers, last))
-            data = last[1] if last[0] is norm.text else norm.text.encode("utf-8", "replace")
+        disguises = _Disguises(self._layers, text, data)
+        if disguises.needed(text):
+            norm = normalise(text, disguises.needed, disguises.where)
+            if disguises.text is norm.text:  # the final text, passed and encoded already
+                data = disguises.data
+            else:
+                data = norm.text.encode("utf-8", "replace")
         else:
             norm = Normalised(text, MapChain())
         ends = self._triggers.ends(data)
@@ -259,25 +297,6 @@ class Engine:
         for detector in self.custom:
             out += next(keyword_hits) if type(detector) is KeywordDetector else detector.find(text)
         return out
-
-    def _layers_needed(self, data: bytes) -> set[int]:
-        return {tid for tid, _ in self._layers.ends(data)}
-
-    def _remember(self, first: set[int], last: list) -> Callable[[str], set[int]]:
-        """Answers normalise()'s "which layers match?": first from the pass already made.
-
-        Keeps the last text asked about in `last`, with its bytes: it is the
-        final text, which the engine scans next, unless the last round changed nothing."""
-        answers = iter([first])
-
-        def needed(text: str) -> set[int]:
-            known = next(answers, None)
-            if known is not None:
-                return known
-            last[:] = text, text.encode("utf-8", "replace")
-            return self._layers_needed(last[1])
-
-        return needed
 
     def _token_hits(self, data: bytes, ends: list[tuple[int, int]]) -> list[tuple[int, int, _Raw]]:
         """(byte start, byte end, judged) for every token around a trigger."""

@@ -22,7 +22,7 @@ import html.entities
 import re
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from re import Match
 
@@ -32,6 +32,7 @@ from rules.textmap import (
     SpanMap,
     substitute,
     substitute_blocks,
+    substitute_chars,
     substitute_decoded,
 )
 
@@ -118,6 +119,9 @@ class Layer:
     # match in it (or answers None), and `outside` matches a character no match contains.
     bulk: Callable[[str], str | None] | None = None
     outside: str = ""
+    # For a layer that rewrites each character of `table` on its own (its trigger matching
+    # exactly those): where they are, if the caller knows, spares the search for them.
+    table: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if (self.replace is None) == (self.decode is None):
@@ -133,7 +137,13 @@ class Layer:
     def splitter(self) -> re.Pattern[str]:
         return re.compile(f"({self.pattern.pattern})", self.pattern.flags)
 
-    def apply(self, text: str) -> tuple[str, SpanMap | BlockSpanMap] | None:
+    def apply(
+        self, text: str, at: Sequence[int] | None = None
+    ) -> tuple[str, SpanMap | BlockSpanMap] | None:
+        """The rewritten text and its map back; `at`: the offsets of every character
+        the trigger matches, for a layer with a `table` (else ignored)."""
+        if at is not None and self.table is not None:
+            return substitute_chars(text, at, self.table)
         if self.bulk is None:
             return self.apply_exactly(text)
         # Big blocks rewrite fast; a block a finding lies in is mapped through small ones.
@@ -194,10 +204,10 @@ def _js_text(escaped: str) -> str:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# A backslash before a character no escape starts with (unless it is escaped itself);
-# a \u or \x without its hex digits makes unicode_escape fail, also caught below.
-_NOT_AN_ESCAPE = re.compile(r"\\[^\\\"'/bfnrtux]|\\\Z")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A backslash before a character no escape starts with, or starting a UTF-16 surrogate
+# (which _js_text pairs within a run, unicode_escape does not), unless it is escaped
+# itself; a \u or \x without its hex digits makes unicode_escape fail, caught below.
+_NOT_FOR_BULK = re.compile(r"\\(?:[^\\\"'/bfnrtux]|u[dD][89a-fA-F]|\Z)")
 _STAND_IN = "\uf8ff"  # a private-use character stands for "\\" while "\/" is undone
 
 
@@ -207,15 +217,13 @@ def _js_bulk(text: str) -> str | None:
     if "\\" not in text:
         return text
     pos = 0
-    while m := _NOT_AN_ESCAPE.search(text, pos):
+    while m := _NOT_FOR_BULK.search(text, pos):
         first = m.start()
         while first > 0 and text[first - 1] == "\\":
             first -= 1
-        if (m.start() - first) % 2 == 0:  # this backslash starts an escape _js_text leaves alone
+        if (m.start() - first) % 2 == 0:  # this backslash starts an escape
             return None
         pos = m.start() + 1  # the second of a pair ("\\d" is "\\" then "d"): fine
-    if ("\\ud" in text or "\\uD" in text) and _SURROGATE_ESCAPE.search(text):
-        return None  # _js_text pairs surrogates within a run; unicode_escape does not
     if "\\/" in text:
         if _STAND_IN in text:
             return None
@@ -306,7 +314,7 @@ _BMP = {c for c in CHAR_TABLE if ord(c) < 0x10000}
 _ASTRAL = set(CHAR_TABLE) - _BMP
 
 CHARACTER_LAYERS: tuple[Layer, ...] = (
-    Layer(_NAME_CHARS, re.compile(_char_class(_BMP) + "+"), _chars),
+    Layer(_NAME_CHARS, re.compile(_char_class(_BMP) + "+"), _chars, table=CHAR_TABLE),
     # `re` is slow on a class of astral characters; a plain range is fast, and
     # the precise class is the trigger.
     Layer(
@@ -314,6 +322,7 @@ CHARACTER_LAYERS: tuple[Layer, ...] = (
         re.compile("[\U00010000-\U0010ffff]+"),
         _chars,
         trigger=_char_class(_ASTRAL) + "+",
+        table=CHAR_TABLE,
     ),
     Layer(
         "read Chinese numerals",
@@ -338,13 +347,18 @@ ALL_LAYERS: tuple[Layer, ...] = DECODING_LAYERS + CHARACTER_LAYERS
 MAX_ROUNDS = 6  # each round peels what the previous one uncovered (URL → entity → full-width)
 
 
-def normalise(text: str, needed: Callable[[str], set[int]] | None = None) -> Normalised:
+def normalise(
+    text: str,
+    needed: Callable[[str], set[int]] | None = None,
+    where: Callable[[str, int], Sequence[int] | None] | None = None,
+) -> Normalised:
     """The text as the detectors should see it.
 
     `needed(text)` says which of ALL_LAYERS (by index) match a text; the
     engine answers it with its multi-pattern pass. Layers are applied in
     order, and again as long as a round's output needs more (an escape can
-    hide another), at most MAX_ROUNDS rounds.
+    hide another), at most MAX_ROUNDS rounds. `where(text, i)` may give the
+    offsets of every character layer i's trigger matches in `text` (see Layer.table).
     """
     needed = needed or _layers_matching
     back = MapChain()
@@ -355,9 +369,12 @@ def normalise(text: str, needed: Callable[[str], set[int]] | None = None) -> Nor
         if not wanted:
             break
         changed = False
-        for i in sorted(wanted):
+        # Per-character layers first: where their characters are is known for the text
+        # the round starts with (see Layer.table), not for what the other layers make of it.
+        for i in sorted(wanted, key=_ROUND_ORDER.__getitem__):
             layer = ALL_LAYERS[i]
-            result = layer.apply(text)
+            at = where(text, i) if where is not None and layer.table is not None else None
+            result = layer.apply(text, at)
             if result is None:
                 fruitless.add(i)
                 continue
@@ -368,6 +385,11 @@ def normalise(text: str, needed: Callable[[str], set[int]] | None = None) -> Nor
             break
         wanted = needed(text)
     return Normalised(text, back)
+
+
+_ROUND_ORDER = {
+    i: (layer.table is None, i) for i, layer in enumerate(ALL_LAYERS)
+}  # index → sort key: per-character layers first, then the order of ALL_LAYERS
 
 
 def _layers_matching(text: str) -> set[int]:

@@ -11,7 +11,7 @@ costs nothing.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import accumulate, compress
 from re import Match, Pattern
 
@@ -141,6 +141,28 @@ def substitute_decoded(
     if kept is not None:
         columns = tuple(list(compress(c, kept)) for c in columns)
     spans._dst_start, spans._dst_end, spans._src_start, spans._src_end = columns
+    return "".join(pieces), spans
+
+
+def substitute_chars(
+    text: str, positions: Sequence[int], table: dict[str, str]
+) -> tuple[str, SpanMap] | None:
+    """`substitute` for a pattern of runs of `table`'s characters, each character
+    replaced on its own, given the offsets of all of them (sorted): no search."""
+    spans = SpanMap()
+    pieces: list[str] = []
+    pos = shift = 0
+    for at in positions:
+        new = table.get(text[at])
+        if new is None:  # not one of the table's: left as is, as the pattern would
+            continue
+        pieces += (text[pos:at], new)
+        spans.add(at + shift, at + shift + len(new), at, at + 1)
+        shift += len(new) - 1
+        pos = at + 1
+    if not pieces:
+        return None
+    pieces.append(text[pos:])
     return "".join(pieces), spans
 
 

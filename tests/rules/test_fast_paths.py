@@ -4,6 +4,8 @@
   with a map refined lazily; the reference is the one-match-at-a-time rewrite.
 - Decoding layers rewrite through `substitute_decoded` (split + running sums);
   the reference is `substitute` with a Match callback.
+- Per-character layers (full-width, invisible …) take the offsets of their characters
+  from the engine's layer pass; the reference searches for them with `re`.
 - Keyword detectors share one automaton (`KeywordSearch`); the reference is each
   detector's own pass.
 - End to end: a text scanned as it is and scanned as a JSON string (escaped once or
@@ -18,14 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules.custom import KeywordDetector, KeywordSearch, _lower_keeping_offsets
-from rules.engine import Engine
-from rules.normalize import DECODING_LAYERS, _js_bulk
+from rules.engine import Engine, _Disguises
+from rules.normalize import DECODING_LAYERS, _js_bulk, normalise
 from rules.textmap import substitute, substitute_blocks
 from tests.rules import strategies as s
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 JS = next(layer for layer in DECODING_LAYERS if layer.bulk is not None)
 ENGINE = Engine(hash_key=s.KEY)
+HYPERSCAN = Engine(hash_key=s.KEY, backend="hyperscan")
 
 # Texts rich in backslashes, escapes valid and not, surrogates, non-ASCII, the stand-in.
 _PIECES = st.sampled_from(
@@ -180,3 +183,28 @@ def test_one_keyword_pass_answers_as_each_detector(detectors, text):
     for detector, hits in zip(detectors, each, strict=True):
         assert {(a, b, c.value) for a, b, c in hits} == _naive(detector, text)
         assert all(c.detector == detector.id for _, _, c in hits)
+
+
+# -- per-character layers located by the layer pass ------------------------------------
+
+_DISGUISED_PIECES = st.sampled_from(
+    [
+        "４", "Ｘ", "\u200b", "\u00ad", "\u3000", "\U0001d7d2", "٤", "—", "&#65300;", "\\uff14",
+        "%EF%BC%94", "%E2%80%8B", "&#x200b;", "\\n", "=E4=B8=AD", "=\r\n", "1", "38", "a", "中",
+        "幺三八", "一", " ", "&", "%", "\\",
+    ]
+)  # fmt: skip
+
+
+@SETTINGS
+@given(st.lists(_DISGUISED_PIECES, max_size=25).map("".join), st.data())
+def test_located_characters_rewrite_as_the_search_would(text, data):
+    data_bytes = text.encode("utf-8", "replace")
+    located = _Disguises(HYPERSCAN._layers, text, data_bytes)
+    fast = normalise(text, located.needed, located.where)
+    slow = normalise(text)  # every layer finds its own matches with `re`
+    assert fast.text == slow.text
+    for _ in range(5):
+        i = data.draw(st.integers(0, len(fast.text)))
+        j = data.draw(st.integers(i, len(fast.text)))
+        assert fast.back.trace(i, j) == slow.back.trace(i, j)
