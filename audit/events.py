@@ -10,7 +10,7 @@ import json
 import os
 import secrets
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,8 +56,9 @@ class Event:
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: d[k] for k in EVENT_FIELDS}
+        # shallow (asdict's deep copy cost ~8 µs per event on the proxy's hot path): the
+        # nested findings/reported dicts are built for this event alone and never changed
+        return {k: getattr(self, k) for k in EVENT_FIELDS}
 
 
 def decision_event(

@@ -436,9 +436,16 @@ class Inspect:
         detail: str = "",
         event_type: str = "http.request",
     ) -> str:
-        """One event per decision that matters: findings, a report-mode match, or not allow."""
+        """One event per decision that matters: findings, a report-mode match, not allow, or
+        content sent (every upload is in the record, for the transfer watch and the access
+        log). A request that carries nothing and is allowed is covered by its connection's
+        `proxy.connect` event (who, from where, to where, when, decided how)."""
         verdict = decision.verdict
-        if not (decision.findings or verdict.reported or verdict.action is not Action.ALLOW):
+        size = _sent_size(flow, event_type)
+        carries = event_type == "http.request" and size > 0
+        if not (
+            carries or decision.findings or verdict.reported or verdict.action is not Action.ALLOW
+        ):
             return ""
         incident = ""
         if verdict.action not in (Action.ALLOW, Action.REPORT):
@@ -452,7 +459,7 @@ class Inspect:
                 decision.ctx,
                 incident=incident,
                 detail=details,
-                size=_sent_size(flow, event_type),
+                size=size,
             )
         )
         return incident

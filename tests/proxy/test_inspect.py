@@ -201,9 +201,17 @@ async def test_raw_put(services, log):
     assert_blocked(f, log, "identifying-to-personal-channels", ID)
 
 
-async def test_plain_request_without_findings_is_forwarded_and_not_recorded(services, log):
-    f = await run(services, flow_to("example.com", form(q="weather"), ctype=FORM))
-    assert f.response is None and not log.events
+async def test_plain_upload_without_findings_is_forwarded_and_recorded_as_sent(services, log):
+    body = form(q="weather")
+    f = await run(services, flow_to("example.com", body, ctype=FORM))
+    assert f.response is None
+    [event] = log.events  # every upload is in the record: the access log, the transfer watch
+    assert (event["action"], event["findings"], event["size"]) == ("allow", (), len(body))
+
+
+async def test_a_request_that_carries_nothing_adds_no_event_of_its_own(services, log):
+    f = await run(services, flow_to("example.com", method=b"GET", path=b"/weather"))
+    assert f.response is None and not log.events  # its connection's proxy.connect covers it
 
 
 async def test_id_upload_to_the_law_firm_over_https_is_allowed(services, log):
@@ -312,7 +320,10 @@ async def test_declared_body_over_the_limit_is_streamed_not_refused(log):
         assert callable(f.request.stream) and f.metadata[STREAMED_KEY]
         chunks = (data[:3000], data[3000:], b"")
         sent = b"".join(piece for c in chunks for piece in f.request.stream(c))
-    assert sent == data and f.error is None and not log.events
+    assert sent == data and f.error is None
+    assert [(e["action"], e["findings"], e["size"]) for e in log.events] == [
+        ("allow", (), len(data))
+    ]
 
 
 def websocket_flow(host: str) -> http.HTTPFlow:

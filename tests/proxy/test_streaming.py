@@ -445,7 +445,10 @@ def test_clean_multipart_with_a_spreadsheet_passes_identical(services, log):
     )
     sent, d = drive(services, upload("pan.baidu.com", size=len(body), ctype=ctype),
                     pieces(body, 4096))  # fmt: skip
-    assert sent == body and not d.killed and not log.events
+    assert sent == body and not d.killed
+    assert [(e["action"], e["findings"], e["size"]) for e in log.events] == [
+        ("allow", (), len(body))
+    ]
 
 
 def test_a_multipart_file_larger_than_can_be_opened_is_refused(log):
