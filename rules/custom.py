@@ -8,14 +8,16 @@ a regex may name a validator that confirms or drops each match.
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 
 import ahocorasick
 
-from rules import checks, masking
+from rules import checks, masking, triggers
 from rules.detectors import Candidate
 
 # Validators a policy may name for a custom regex (the match, separators removed).
@@ -83,16 +85,50 @@ class KeywordDetector(CustomDetector):
         return self._search.find(text)
 
 
-class KeywordSearch:
-    """Several keyword detectors in one pass: one automaton, the text lowered once."""
+@functools.cache
+def _lowering_to() -> dict[str, tuple[str, ...]]:
+    """Each character that some other character lowers to (one for one), and those others."""
+    out: dict[str, list[str]] = {}
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        low = ch.lower()
+        if len(low) == 1 and low != ch:
+            out.setdefault(low, []).append(ch)
+    return {low: tuple(others) for low, others in out.items()}
 
-    def __init__(self, detectors: Sequence[KeywordDetector]) -> None:
+
+def _keyword_pattern(key: str, case_sensitive: bool) -> bytes:
+    """A hyperscan (UTF-8) pattern for the characters that fold to `key` as the text does."""
+    parts = []
+    for ch in key:
+        same = [ch] if case_sensitive else [
+            c for c in (ch, *_lowering_to().get(ch, ())) if _lower_keeping_offsets(c) == ch
+        ]  # fmt: skip
+        escaped = "".join(f"\\x{{{ord(c):x}}}" for c in same)
+        parts.append(escaped if len(same) == 1 else f"[{escaped}]")
+    return "".join(parts).encode()
+
+
+class KeywordSearch:
+    """Several keyword detectors in one pass, the text lowered once (Aho-Corasick), or
+    with hyperscan one scan of the bytes the engine has anyway, nothing lowered."""
+
+    def __init__(self, detectors: Sequence[KeywordDetector], backend: str = "re") -> None:
         self.detectors = tuple(detectors)
+        self._keys = {flag: self._owners(flag) for flag in (False, True)}
         self._caseless = self._automaton(False)
         self._exact = self._automaton(True)
+        self._hyperscan = None
+        if self.detectors and triggers.use_hyperscan(backend):
+            self._patterns = [(flag, key, who) for flag in (False, True)
+                              for key, who in self._keys[flag].items()]  # fmt: skip
+            self._hyperscan = triggers.HyperscanLiterals(
+                [_keyword_pattern(key, flag) for flag, key, _ in self._patterns], utf8=True
+            )
 
-    def _automaton(self, case_sensitive: bool) -> ahocorasick.Automaton | None:
-        owners: dict[str, list[int]] = {}  # a word may belong to several detectors
+    def _owners(self, case_sensitive: bool) -> dict[str, tuple[int, ...]]:
+        """Each key (a word, folded unless case-sensitive) and the detectors it belongs to."""
+        owners: dict[str, list[int]] = {}
         for i, detector in enumerate(self.detectors):
             if detector.case_sensitive == case_sensitive:
                 for word in detector.words:
@@ -100,19 +136,33 @@ class KeywordSearch:
                     key = word if case_sensitive else _lower_keeping_offsets(word)
                     if i not in owners.setdefault(key, []):
                         owners[key].append(i)
+        return {key: tuple(who) for key, who in owners.items()}
+
+    def _automaton(self, case_sensitive: bool) -> ahocorasick.Automaton | None:
+        owners = self._keys[case_sensitive]
         if not owners:
             return None
         automaton = ahocorasick.Automaton()
         for key, who in owners.items():
-            automaton.add_word(key, (len(key), tuple(who)))
+            automaton.add_word(key, (len(key), who))
         automaton.make_automaton()
         return automaton
 
     def find(self, text: str) -> list[tuple[int, int, Candidate]]:
         return [hit for hits in self.find_each(text) for hit in hits]
 
-    def find_each(self, text: str) -> list[list[tuple[int, int, Candidate]]]:
-        """What each detector's own find would answer, in the order of the detectors."""
+    def find_each(
+        self,
+        text: str,
+        data: bytes | None = None,
+        to_char: Callable[[bytes, set[int]], dict[int, int]] | None = None,
+    ) -> list[list[tuple[int, int, Candidate]]]:
+        """What each detector's own find would answer, in the order of the detectors.
+
+        With hyperscan, `data` is `text` in UTF-8 ("replace" errors) and `to_char` turns
+        byte offsets of it into character offsets."""
+        if self._hyperscan is not None and data is not None and to_char is not None:
+            return self._find_each_in_bytes(text, data, to_char)
         found: list[list[tuple[int, int, Candidate]]] = [[] for _ in self.detectors]
         for automaton, haystack in (
             (self._caseless, _lower_keeping_offsets(text) if self._caseless else ""),
@@ -127,6 +177,27 @@ class KeywordSearch:
                     d = self.detectors[i]
                     cand = Candidate(d.id, value, d.score, d.score, ("keyword",))
                     found[i].append((start, end + 1, cand))
+        return found
+
+    def _find_each_in_bytes(
+        self, text: str, data: bytes, to_char: Callable[[bytes, set[int]], dict[int, int]]
+    ) -> list[list[tuple[int, int, Candidate]]]:
+        found: list[list[tuple[int, int, Candidate]]] = [[] for _ in self.detectors]
+        spans = self._hyperscan.spans(data)
+        if not spans:
+            return found
+        chars = to_char(data, {p for _, start, end in spans for p in (start, end)})
+        # the order Aho-Corasick reports in: by end, the longer first
+        spans.sort(key=lambda m: (chars[m[2]], chars[m[1]]))
+        for pid, b_start, b_end in spans:
+            case_sensitive, _, who = self._patterns[pid]
+            start, end = chars[b_start], chars[b_end]
+            value = text[start:end] if case_sensitive else _lower_keeping_offsets(text[start:end])
+            for i in who:
+                d = self.detectors[i]
+                found[i].append(
+                    (start, end, Candidate(d.id, value, d.score, d.score, ("keyword",)))
+                )
         return found
 
 

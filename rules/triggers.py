@@ -195,6 +195,36 @@ class RunFinder:
         return spans
 
 
+class HyperscanLiterals:
+    """Where each of many short patterns matches, start included (SOM is cheap on
+    bounded patterns): `spans(data)` → (pattern id, start, end) in match order."""
+
+    def __init__(self, patterns: Sequence[bytes], utf8: bool) -> None:
+        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        flags = hyperscan.HS_FLAG_SOM_LEFTMOST | (hyperscan.HS_FLAG_UTF8 if utf8 else 0)
+        self._db.compile(
+            expressions=list(patterns),
+            ids=list(range(len(patterns))),
+            flags=[flags] * len(patterns),
+        )
+        self._scratch = hyperscan.Scratch(self._db)
+
+    def spans(self, data: bytes) -> list[tuple[int, int, int]]:
+        found: list[tuple[int, int, int]] = []
+        add = found.append
+
+        def on_match(pid, start, end, _flags, _ctx):
+            add((pid, start, end))
+
+        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch)
+        return found
+
+
+def use_hyperscan(backend: str) -> bool:
+    """Whether `backend` ("auto", "hyperscan" or "re") means hyperscan here."""
+    return _use_hyperscan(backend)
+
+
 def _use_hyperscan(backend: str) -> bool:
     if backend not in ("auto", "hyperscan", "re"):
         raise ValueError(f"unknown scan backend {backend!r} (expected auto, hyperscan or re)")

@@ -6,8 +6,8 @@
   the reference is `substitute` with a Match callback.
 - Per-character layers (full-width, invisible …) take the offsets of their characters
   from the engine's layer pass; the reference searches for them with `re`.
-- Keyword detectors share one automaton (`KeywordSearch`); the reference is each
-  detector's own pass.
+- Keyword detectors share one automaton (`KeywordSearch`), or one hyperscan scan of the
+  bytes with case folding spelled out as classes; the reference is each detector's own pass.
 - End to end: a text scanned as it is and scanned as a JSON string (escaped once or
   twice, ASCII-only or not) gives the same values, at spans that read back as them.
 """
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules.custom import KeywordDetector, KeywordSearch, _lower_keeping_offsets
-from rules.engine import Engine, _Disguises
+from rules.engine import Engine, _byte_to_char, _Disguises
 from rules.normalize import DECODING_LAYERS, _js_bulk, normalise
 from rules.textmap import substitute, substitute_blocks
 from tests.rules import strategies as s
@@ -151,7 +151,8 @@ def test_value_right_after_an_escaped_line_break():
 
 # -- keywords --------------------------------------------------------------------------
 
-_WORDS = st.text("abAB机密İ ", min_size=1, max_size=4)
+_ALPHABET = "abAB机密İiIKkK\u212aſSsÉé\U00010400\U00010428 "  # Kelvin sign, long s, Deseret
+_WORDS = st.text(_ALPHABET, min_size=1, max_size=4)
 keyword_detectors = st.lists(
     st.builds(
         lambda i, words, strict: KeywordDetector(f"k{i}", tuple(words), case_sensitive=strict),
@@ -176,10 +177,14 @@ def _naive(detector: KeywordDetector, text: str) -> set[tuple[int, int, str]]:
 
 
 @SETTINGS
-@given(keyword_detectors, st.text("abAB机密İ xy", max_size=40))
+@given(keyword_detectors, st.text(_ALPHABET + "xy\ud800", max_size=40))
 def test_one_keyword_pass_answers_as_each_detector(detectors, text):
     each = KeywordSearch(detectors).find_each(text)
     assert each == [d.find(text) for d in detectors]
+    in_bytes = KeywordSearch(detectors, backend="hyperscan").find_each(
+        text, text.encode("utf-8", "replace"), _byte_to_char
+    )
+    assert in_bytes == each
     for detector, hits in zip(detectors, each, strict=True):
         assert {(a, b, c.value) for a, b, c in hits} == _naive(detector, text)
         assert all(c.detector == detector.id for _, _, c in hits)
