@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway import certs_command, mail_command, rules_command, run_command, scan_command
-from gateway import firewall_command
-from gateway import incidents_command
-from gateway import accounts_command
-from gateway import report_command
-from gateway import audit_command
-from gateway import senders_command
+from gateway import (
+    accounts_command,
+    audit_command,
+    certs_command,
+    firewall_command,
+    incidents_command,
+    mail_command,
+    report_command,
+    rules_command,
+    run_command,
+    scan_command,
+    senders_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
