@@ -39,7 +39,8 @@ from mailrelay.auth import DEFAULT_TRUSTED_NETWORKS, Network, Users, in_networks
 from mailrelay.events import mail_event
 from mailrelay.lanes import Lane
 from mailrelay.plan import Envelope, Outcome, Plan
-from mailrelay.spool import Entry, Spool, new_message_id
+from mailrelay.spool import Entry, Spool, SpoolError, new_message_id
+from mailrelay.spool_writer import SpoolWriter
 
 log = logging.getLogger("leakguard.mailrelay")
 
@@ -131,7 +132,7 @@ class RelayHandler:
         *,
         users: Users | None = None,
         judge_lane: Lane,
-        spool_lane: Lane,
+        spool_writer: SpoolWriter,
         io_pool: concurrent.futures.Executor | None = None,
         logins: LoginWatcher | None = None,
     ) -> None:
@@ -142,7 +143,7 @@ class RelayHandler:
         self.record = record
         self.users = users
         self.judge_lane = judge_lane
-        self.spool_lane = spool_lane
+        self.spool_writer = spool_writer
         self.io_pool = io_pool  # AUTH's password checks
         self.logins = logins  # frozen accounts, blocked addresses, anomalies (settable later)
         self.accepted = 0
@@ -321,11 +322,8 @@ class RelayHandler:
                 self._record(_event("smtp.refused", env, d.recipients, d, reply))
             return reply
         try:
-            options = tuple(envelope.mail_options)
-            entry = await self.spool_lane.run(
-                lambda: self.spool.store(raw, env, plan, mail_options=options)
-            )
-        except OSError as err:
+            entry = await self.spool_writer.store(raw, env, plan, tuple(envelope.mail_options))
+        except (OSError, SpoolError) as err:
             log.error("spooling %s failed: %s", message_id, err)
             self._refusal_event(session, env.mail_from, env.rcpt_tos, f"spool: {err}", message_id)
             return SPOOL_FAILED

@@ -48,13 +48,13 @@ from mailrelay.lanes import Lane
 from mailrelay.mx import MXResolver, MXRoute, MXSettings
 from mailrelay.sink import Sink
 from mailrelay.spool import SPOOL_DIR, Spool
+from mailrelay.spool_writer import SpoolWriter
 
 log = logging.getLogger("leakguard.mailrelay")
 
 TLS_DIR = "mailrelay"
 TLS_CERT, TLS_KEY = "relay-cert.pem", "relay-key.pem"
 SINK_DIR = "sink"
-SPOOL_THREADS = 8  # messages written and fsync'ed at once (the disk batches their commits)
 SESSION_TIMEOUT = 300  # seconds an idle client may stay connected (RFC 5321 asks for 5 min)
 
 
@@ -117,7 +117,7 @@ class Relay:
         self.smarthost: tuple[str, int] = ("", 0)
         self.hostname = ""
         self._pools: list[concurrent.futures.ThreadPoolExecutor] = []
-        self._lanes: list[Lane] = []
+        self._lanes: list[Lane | SpoolWriter] = []  # threads to stop
         self._sessions: weakref.WeakSet[RelaySMTP] = weakref.WeakSet()
 
     async def start(self) -> None:
@@ -188,8 +188,8 @@ class Relay:
         if names:
             log.info("recovered %d spooled messages", len(names))
         judge_lane = Lane("relay-judge", s.judge_threads)
-        spool_lane = Lane("relay-spool", SPOOL_THREADS)
-        self._lanes = [judge_lane, spool_lane]
+        spool_writer = SpoolWriter(self.spool)
+        self._lanes = [judge_lane, spool_writer]
         io_pool = concurrent.futures.ThreadPoolExecutor(4, "relay-auth")
         self._pools = [io_pool]
         policy = AcceptPolicy(
@@ -210,7 +210,7 @@ class Relay:
             self.record,
             users=users,
             judge_lane=judge_lane,
-            spool_lane=spool_lane,
+            spool_writer=spool_writer,
             io_pool=io_pool,
         )
         handler = self.handler

@@ -176,6 +176,57 @@ class Spool:
             meta=meta,
         )
 
+    def store_batch(
+        self, items: list[tuple[bytes, Envelope, Plan, tuple[str, ...]]]
+    ) -> list[Entry | Exception]:
+        """Group commit of several messages: an Entry (on disk) or the error, for each.
+
+        Every file is written before the first fsync, so that one journal commit
+        carries them all and the other fsyncs find little left to do; the queue
+        directory is fsync'ed once, after all the renames. Much cheaper per message
+        than `store` one by one, and as durable: an Entry is returned only for a
+        message whose file and directory entry are both on disk.
+        """
+        received = time.time()
+        results: list[Entry | Exception | None] = [None] * len(items)
+        staged: list[tuple[int, int, Path, dict]] = []  # (index, fd, staging path, meta)
+        for i, (raw, envelope, plan, options) in enumerate(items):
+            name = envelope.message_id
+            try:
+                if not valid_name(name) or "." in name:
+                    raise SpoolError(f"{name!r} is not a spool name")
+                meta, files = _meta(envelope, plan, options, received, origin="accepted")
+                staging = self.root / TMP / f"{name}.{_tag()}"
+                staged.append((i, _create(staging, _pack(meta, raw, files)), staging, meta))
+            except Exception as err:  # this message fails; the others go on
+                results[i] = err
+        renamed: list[tuple[int, dict]] = []
+        for i, fd, staging, meta in staged:
+            try:
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.rename(staging, self.root / QUEUE / items[i][1].message_id)
+                renamed.append((i, meta))
+            except OSError as err:
+                results[i] = err
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(staging)
+        if renamed:
+            try:
+                self._sync[QUEUE].sync()
+            except OSError as err:  # not known to be on disk: not accepted (maybe sent twice)
+                for i, _ in renamed:
+                    results[i] = err
+                renamed = []
+        for i, meta in renamed:
+            raw, envelope, plan, options = items[i]
+            name = envelope.message_id
+            path = self.root / QUEUE / name
+            results[i] = Entry(name, QUEUE, path, envelope, plan, raw, received, options, meta=meta)
+        return results  # type: ignore[return-value]
+
     def _commit(self, name: str, area: str, meta: dict, raw: bytes, files: dict) -> None:
         """tmp/ file written and fsync'ed, renamed to <area>/<name>, <area> fsync'ed."""
         staging = self.root / TMP / f"{name}.{_tag()}"
@@ -549,9 +600,8 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def _write_new(path: Path, data: bytes | list[bytes]) -> None:
-    """Create `path` (0600), write all of `data`, fsync."""
-    chunks = [data] if isinstance(data, bytes) else data
+def _create(path: Path, chunks: list[bytes]) -> int:
+    """Create `path` (0600) and write all of `chunks`; the open fd, not yet fsync'ed."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         written = os.writev(fd, chunks)
@@ -560,6 +610,18 @@ def _write_new(path: Path, data: bytes | list[bytes]) -> None:
             rest = memoryview(b"".join(chunks))[written:]
             while rest:
                 rest = rest[os.write(fd, rest) :]
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    return fd
+
+
+def _write_new(path: Path, data: bytes | list[bytes]) -> None:
+    """Create `path` (0600), write all of `data`, fsync."""
+    fd = _create(path, [data] if isinstance(data, bytes) else data)
+    try:
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -223,3 +223,32 @@ def test_flush_request(spool: Spool):
 def test_message_ids_sort_by_arrival_and_are_unique():
     ids = [new_message_id(1_800_000_000 + i / 1000) for i in range(50)]
     assert ids == sorted(ids) and len(set(ids)) == 50
+
+
+def test_a_batch_is_committed_together_and_a_bad_item_fails_alone(spool: Spool):
+    plan = plan_with_everything()
+    good = [envelope(), envelope(), envelope()]
+    bad = Envelope("a@firm.example", ("b@court.example",), message_id="../escape")
+    items = [(RAW + b"0", good[0], plan, ("BODY=8BITMIME",)), (RAW, bad, plan, ())]
+    items += [(RAW + b"%d" % i, env, plan, ()) for i, env in enumerate(good[1:], 1)]
+    results = spool.store_batch(items)
+    assert isinstance(results[1], Exception) and "not a spool name" in str(results[1])
+    entries = [results[0], *results[2:]]
+    assert [e.name for e in entries] == [env.message_id for env in good]
+    assert spool.names() == sorted(env.message_id for env in good)
+    for i, entry in enumerate(entries):
+        loaded = spool.load(entry.name)
+        assert loaded.raw == RAW + b"%d" % i and loaded.plan == plan
+        assert loaded.envelope == good[i]
+    assert spool.load(good[0].message_id).mail_options == ("BODY=8BITMIME",)
+    assert os.listdir(spool.root / TMP) == []
+
+
+def test_a_batch_that_cannot_be_written_reports_every_message(spool: Spool):
+    os.chmod(spool.root / TMP, 0o500)  # (root ignores modes: then a missing tmp/ does it)
+    if os.geteuid() == 0:
+        os.chmod(spool.root / TMP, 0o700)
+        os.rmdir(spool.root / TMP)
+    results = spool.store_batch([(RAW, envelope(), plan_with_everything(), ())] * 2)
+    assert all(isinstance(r, OSError) for r in results)
+    assert spool.names() == []
