@@ -45,7 +45,7 @@ import aiosmtplib
 
 from mailrelay import dsn
 from mailrelay.events import mail_event
-from mailrelay.lanes import Lane
+from mailrelay.lanes import Batcher, Lane
 from mailrelay.plan import Delivery, Outcome
 from mailrelay.spool import QUEUE, REJECT, RELEASE, Entry, Spool
 
@@ -237,12 +237,16 @@ class Deliverer:
         self._tasks: list[asyncio.Task] = []
         self._connections: list[Route] = []
         self._last_rescan = 0.0
-        self._io = Lane("relay-delivery-io", threads=4)  # spool reads, state, removal
+        self._io = Lane("relay-delivery-io", threads=2)  # spool reads, state, quarantine
+        self._removing: set[str] = set()  # delivered, being unlinked: never scheduled again
+        self._remover = Batcher("relay-spool-remove", self._remove_batch)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.delivered = 0  # groups delivered (for tests and a status line)
 
     # -- control ------------------------------------------------------------------------
 
     async def start(self, names: list[str]) -> None:
+        self._loop = asyncio.get_running_loop()
         for name in names:
             self._schedule(name, 0.0)
         self._last_rescan = time.monotonic()
@@ -269,6 +273,8 @@ class Deliverer:
         await asyncio.gather(*(c.quit() for c in self._connections))
         self._tasks.clear()
         self._io.stop()
+        self._remover.stop()
+        await asyncio.to_thread(self._remover.join, 5)  # delivered entries really gone
 
     def submit(self, entry: Entry) -> None:
         """A message just accepted: deliver it now, from memory while the backlog is small
@@ -293,7 +299,7 @@ class Deliverer:
         return len(self._when) + len(self._busy)
 
     def _schedule(self, name: str, when: float) -> None:
-        if name in self._busy:
+        if name in self._busy or name in self._removing:
             return
         self._when[name] = when
         heapq.heappush(self._due, (when, name))
@@ -320,7 +326,7 @@ class Deliverer:
             if now - self._last_rescan >= self.settings.rescan_interval:
                 self._last_rescan = now
                 for name in await self._io.run(self.spool.names, QUEUE):
-                    if name not in self._when and name not in self._busy:
+                    if name not in self._when:
                         self._schedule(name, now)
                 continue
             timeout = poll - (now - last_poll)
@@ -509,11 +515,11 @@ class Deliverer:
                 [entry.envelope.mail_from] if entry.envelope.mail_from else [],
                 f"reports and notices could not be sent; dropped (last error: {last_error})",
             )
-            await self._io.run(self.spool.remove, entry)
+            self._remove(entry)
             return None
 
         if not _remaining(state, deliveries, entry):
-            await self._io.run(self.spool.remove, entry)
+            self._remove(entry)
             return None
         state["attempts"] += 1
         state["last_error"] = last_error
@@ -524,6 +530,24 @@ class Deliverer:
         state["next"] = now + delay
         await self._io.run(self.spool.save_state, entry, state)
         return time.monotonic() + delay
+
+    def _remove(self, entry: Entry) -> None:
+        """Done with `entry`: unlinked soon, on the remover's thread, in a batch."""
+        self._removing.add(entry.name)
+        self._remover.put(entry)
+
+    def _remove_batch(self, entries: list[Entry]) -> None:  # the remover's thread
+        for entry in entries:
+            try:
+                self.spool.remove(entry)
+            except OSError as err:  # left in the queue: the next rescan delivers it again
+                log.error("removing delivered %s from the spool failed: %s", entry.name, err)
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self._loop.call_soon_threadsafe(self._removed, [e.name for e in entries])
+
+    def _removed(self, names: list[str]) -> None:
+        self._removing.difference_update(names)
 
     async def _report(self, conn, entry, items, mta, contact) -> tuple[bool, str]:
         """Send a DSN to the sender → (done with it: sent, refused or no sender; the error)."""
