@@ -120,6 +120,9 @@ def _layer_triggers(locate: bool) -> list[triggers.Trigger]:
     ]
 
 
+_DENSE = [layer.bulk is not None for layer in ALL_LAYERS]  # by layer index
+
+
 class _Disguises:
     """normalise()'s questions about a text, answered by the layer pass over its bytes.
 
@@ -189,8 +192,17 @@ class Engine:
         # them), tokens on the text as read. Hyperscan's cost adds up pattern by pattern,
         # so one combined pass per round would cost more, not less.
         self._triggers = triggers.build(_token_triggers(), backend)
-        # Only hyperscan reports every match of a UTF-8 trigger.
-        self._layers = triggers.build(_layer_triggers(self._triggers.name == "hyperscan"), backend)
+        # Only hyperscan reports every match of a UTF-8 trigger. A layer whose pattern
+        # matches densely (JSON escapes) gets a pass of its own: in one database with the
+        # others it slows the whole pass even once it has matched (2.8 → 0.6 ms per MB).
+        layer_triggers = _layer_triggers(self._triggers.name == "hyperscan")
+        self._layers = triggers.Several(
+            [
+                triggers.build(group, backend)
+                for dense in (True, False)
+                if (group := [t for t in layer_triggers if _DENSE[t.id] == dense])
+            ]
+        )
         self._base64 = triggers.RunFinder(
             rb"[A-Za-z0-9+/]", _BASE64_TRIGGER, _BASE64_RUN, backend, _holds_base64_trigger
         )

@@ -127,6 +127,20 @@ class HyperscanTriggers:
         return found
 
 
+class Several:
+    """Trigger sets passed over the data one after the other, answering as one set."""
+
+    def __init__(self, sets: Sequence[HyperscanTriggers | ReTriggers]) -> None:
+        self._sets = tuple(sets)
+        self.name = self._sets[0].name
+
+    def ends(self, data: bytes) -> list[tuple[int, int]]:
+        found: list[tuple[int, int]] = []
+        for one in self._sets:
+            found += one.ends(data)
+        return found
+
+
 class RunFinder:
     """Runs of a character class that contain a trigger (base64 runs), each once.
 
