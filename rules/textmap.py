@@ -6,6 +6,13 @@ and returns a `SpanMap`; maps chain, so a finding in the fully decoded text
 maps back to the exact span of the original that a masking step can rewrite.
 Maps are sparse (one entry per rewritten span), so text without disguises
 costs nothing.
+
+Faster forms of `substitute`, each giving exactly its text and map:
+`substitute_decoded` (the replacement needs only the matched text: no Python
+per match), `substitute_chars` (per-character rewrites whose offsets are known:
+no search) and `substitute_blocks` (a text dense with matches, such as JSON
+inside JSON, rewritten a block at a time in bulk; a block's exact map is made
+only when an offset in it is mapped back).
 """
 
 from __future__ import annotations
