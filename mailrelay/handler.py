@@ -9,10 +9,11 @@ MAIL/RCPT: only a client on a trusted network or one that authenticated
 are limited (452 4.5.3); the size is advertised (SIZE) and enforced (552).
 
 DATA: the header block is checked (field count, field length, total size,
-hops), a Received line is added, then the judge runs in a thread pool with
-a timeout (fail closed: 451 4.7.0). A Plan that refuses every recipient is
-answered 550 5.7.1 with the rule's reason and nothing is stored; any other
-Plan is written to the spool (fsync'ed) and only then answered 250.
+hops), a Received line is added, then the judge runs on its own threads
+(mailrelay.lanes) with a timeout (fail closed: 451 4.7.0). A Plan that
+refuses every recipient is answered 550 5.7.1 with the rule's reason and
+nothing is stored; any other Plan is written to the spool (fsync'ed, group
+commit: mailrelay.spool_writer) and only then answered 250.
 """
 
 from __future__ import annotations
