@@ -54,11 +54,14 @@ def declared_in_document(data: bytes) -> str:
 
 
 def _decodes(data: bytes, codec: str) -> bool:
+    return _decoded(data, codec) is not None
+
+
+def _decoded(data: bytes, codec: str) -> str | None:
     try:
-        data.decode(codec)
+        return data.decode(codec)
     except (UnicodeDecodeError, LookupError):
-        return False
-    return True
+        return None
 
 
 def _utf16_by_zeros(data: bytes) -> str | None:
@@ -87,22 +90,28 @@ def _detect(data: bytes) -> str | None:
 
 def choose_codec(data: bytes, declared: str = "") -> tuple[str, int]:
     """(codec, number of BOM bytes to skip) for `data`; see the module docstring."""
+    codec, skip, _ = _choose(data, declared)
+    return codec, skip
+
+
+def _choose(data: bytes, declared: str) -> tuple[str, int, str | None]:
+    """choose_codec, and the text when deciding decoded all of it already."""
     for bom, codec in _BOMS:
         if data.startswith(bom):
-            return codec, len(bom)
+            return codec, len(bom), None
     for label in (declared, declared_in_document(data)):
         codec = codec_for(label) if label else None
-        if codec and _decodes(data, codec):
-            return codec, 0
-    if _decodes(data, "utf-8"):
-        return "utf-8", 0
-    return _detect(data) or "utf-8", 0
+        if codec and (text := _decoded(data, codec)) is not None:
+            return codec, 0, text
+    if (text := _decoded(data, "utf-8")) is not None:
+        return "utf-8", 0, text
+    return _detect(data) or "utf-8", 0, None
 
 
 def decode_text(data: bytes, *, declared: str = "") -> str:
     """Bytes to str; never raises (undecodable bytes become U+FFFD)."""
-    codec, skip = choose_codec(data, declared)
-    return data[skip:].decode(codec, errors="replace")
+    codec, skip, text = _choose(data, declared)
+    return text if text is not None else data[skip:].decode(codec, errors="replace")
 
 
 def decode_name(raw: bytes) -> str:
