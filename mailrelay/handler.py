@@ -67,6 +67,8 @@ INSPECTION_FAILED = "451 4.7.0 The message could not be inspected now; try again
 SPOOL_FAILED = "451 4.3.0 The message could not be queued; try again later"
 INTERNAL_ERROR = "451 4.3.0 Internal error; try again later"
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
+# an account frozen (or an address blocked) after it logged in: its open sessions stop too
+ACCOUNT_HELD = "535 5.7.8 This login is held by the security team; please contact them"
 AUTH_TEMPFAIL = "454 4.7.0 Temporary authentication failure"
 AUTH_TOO_MANY = "421 4.7.0 Too many authentication failures; closing the connection"
 
@@ -173,9 +175,31 @@ class RelayHandler:
             return AUTH_REQUIRED
         if not _valid_address(address):
             return BAD_ADDRESS
+        held = await self._held_now(session)
+        if held:
+            return held
         envelope.mail_from = address  # aiosmtpd spells the null sender "<>"
         envelope.mail_options.extend(mail_options)
         return SENDER_OK
+
+    async def _held_now(self, session) -> str | None:
+        """A session that logged in before its account was frozen (or its address blocked)
+        sends nothing more: each MAIL asks the watch again. Trusted-network sessions without
+        a login are the firm's mail server, not an account: they are not asked."""
+        if not (session.authenticated and self.logins):
+            return None
+        name, ip = _login(session), _peer_ip(session)
+        try:
+            refused = await asyncio.get_running_loop().run_in_executor(
+                self.io_pool, self.logins.check, "smtp", name, ip
+            )
+        except Exception:  # the audit store is down: fail closed, the client may retry
+            log.exception("login watch failed for MAIL of an authenticated session")
+            return AUTH_TEMPFAIL
+        if refused:
+            self._refusal_event(session, "", (), f"MAIL refused: {refused.why}")
+            return ACCOUNT_HELD
+        return None
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if not self._may_relay(session):

@@ -165,3 +165,24 @@ def test_a_login_from_a_new_subnet_alerts(tmp_path, gateway_files) -> None:
     assert anomaly["user"] == "carol" and anomaly["source_ip"] == "127.0.5.1"
     assert anomaly["reason"] == "login from a new subnet 127.0.5.0/24"
     assert alert["user"] == "carol" and alert["severity"] == "warning"
+
+
+def test_a_session_open_before_the_freeze_sends_nothing_after_it(tmp_path, gateway_files) -> None:
+    state = tmp_path / "var"
+    message = "From: alice@firm.example\r\nTo: bob@firm.example\r\nSubject: hi\r\n\r\nhello\r\n"
+    with running_gateway("--config", str(gateway_files), state_dir=state) as gw:
+        context = ssl.create_default_context(cafile=str(gw.ca_path))
+        context.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", _relay_port(gw.stdout), timeout=30) as client:
+            client.starttls(context=context)
+            client.login("alice", PASSWORD)
+            assert client.sendmail("alice@firm.example", ["bob@firm.example"], message) == {}
+            froze = leakguard(state, "accounts", "freeze", "alice", "--reason", "phished")
+            assert froze.returncode == 0, froze.stderr
+            with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+                client.sendmail("alice@firm.example", ["bob@firm.example"], message)
+        event = gw.wait_for_event(
+            lambda e: e["type"] == "smtp.refused" and "account frozen" in e.get("detail", "")
+        )
+    assert refused.value.smtp_code == 535
+    assert event["user"] == "alice"
