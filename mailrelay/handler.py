@@ -66,6 +66,14 @@ REFUSED = "550 5.7.1 {reason}"
 INSPECTION_FAILED = "451 4.7.0 The message could not be inspected now; try again later"
 SPOOL_FAILED = "451 4.3.0 The message could not be queued; try again later"
 INTERNAL_ERROR = "451 4.3.0 Internal error; try again later"
+
+# Small mail whose parts are all text is judged on the event loop: its judging (~1 ms) is
+# bounded by its size, and the hop to a judge thread and back cost more in GIL hand-offs
+# than the judging itself (the relay ran at ~60 % of the rate it reached this way). Any
+# other declared type (an archive, an office file, a PDF: content that expands) or a
+# Content-Type folded onto its next line goes to the judge lane, under its timeout.
+JUDGE_INLINE_BELOW = 32 * 1024
+_NOT_PLAIN_TEXT = re.compile(rb"(?im)^content-type:[ \t]*+(?!text/|multipart/|message/rfc822)")
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
 # an account frozen (or an address blocked) after it logged in: its open sessions stop too
 ACCOUNT_HELD = "535 5.7.8 This login is held by the security team; please contact them"
@@ -314,10 +322,13 @@ class RelayHandler:
         raw = self._received(server, session, message_id) + raw
         started = time.monotonic()
         try:
-            plan = await asyncio.wait_for(
-                self.judge_lane.run(self.judge, raw, env),
-                self.policy.judge_timeout,
-            )
+            if judged_inline(raw):
+                plan = self.judge(raw, env)
+            else:
+                plan = await asyncio.wait_for(
+                    self.judge_lane.run(self.judge, raw, env),
+                    self.policy.judge_timeout,
+                )
         except TimeoutError:
             log.error(
                 "judging %s took over %.0f s: refused for now",
@@ -490,6 +501,11 @@ def _event(event_type: str, env: Envelope, rcpts, d, detail: str) -> Event:
 def _peer_ip(session) -> str:
     peer = session.peer
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")
+
+
+def judged_inline(raw: bytes) -> bool:
+    """Small, and every part declared as text (or no type: text/plain)."""
+    return len(raw) <= JUDGE_INLINE_BELOW and _NOT_PLAIN_TEXT.search(raw) is None
 
 
 def _login(session) -> str:

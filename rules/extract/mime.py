@@ -12,7 +12,7 @@ import email.header
 import email.policy
 import email.utils
 from collections.abc import Iterator
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.parser import BytesParser
 from typing import TYPE_CHECKING
 
@@ -129,5 +129,8 @@ def _message(msg: Message, item: Item, walk: Walk) -> Iterator[Part | Problem]:
 
 
 def extract_mail(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]:
-    msg: EmailMessage = BytesParser(policy=email.policy.default).parsebytes(data)
+    # compat32: the structure and raw header values are all this reads (header text is
+    # decoded by _header_text); the default policy's header objects, built for every
+    # Content-Type lookup, were half the cost of reading a 10 KiB mail
+    msg: Message = BytesParser(policy=email.policy.compat32).parsebytes(data)
     yield from _message(msg, item, walk)

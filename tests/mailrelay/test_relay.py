@@ -310,16 +310,44 @@ def test_a_permanent_refusal_downstream_is_reported_to_the_sender(start, sink):
 # -- the judge failing -----------------------------------------------------------------------
 
 
+def with_attachment(tag: str) -> bytes:
+    """A mail with a zip attachment: judged on the judge lane, under its timeout."""
+    return (
+        f"From: Alice <{SENDER}>\r\nTo: {COURT}\r\nSubject: case {tag}\r\n"
+        f"Message-ID: <{tag}@firm.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        "--b\r\nContent-Type: application/zip; name=a.zip\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\nUEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==\r\n--b--\r\n"
+    ).encode()
+
+
 def test_a_slow_judge_fails_closed_with_451(start, sink):
     def slow(raw, env):
         time.sleep(1.5)
         return deliver_all(raw, env)
 
     relay = start(slow, judge_timeout=0.3)
-    code, text = send(relay, [COURT], message("slow"))
+    code, text = send(relay, [COURT], with_attachment("slow"))
     assert code == 451 and text.startswith(b"4.7.0")
     time.sleep(1.5)
     assert sink.messages == [] and spool_of(relay).names(QUEUE) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "inline"),
+    [
+        pytest.param(message("plain"), True, id="no-type-is-text"),
+        pytest.param(b"Content-Type: TEXT/plain\r\n\r\nhi\r\n", True, id="text-any-case"),
+        pytest.param(with_attachment("zip"), False, id="an-archive"),
+        pytest.param(b"Content-Type:\r\n text/plain\r\n\r\nhi\r\n", False, id="folded-type"),
+        pytest.param(b"Content-Type: application/pdf\r\n\r\n%PDF", False, id="pdf"),
+        pytest.param(message("big", "x" * 40_000), False, id="over-32-KiB"),
+    ],
+)
+def test_only_small_text_mail_is_judged_on_the_event_loop(raw, inline):
+    """What is judged inline has no timeout: only mail whose judging its size bounds."""
+    assert replies.judged_inline(raw) is inline
 
 
 @pytest.mark.parametrize(
