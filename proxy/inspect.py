@@ -39,6 +39,7 @@ import functools
 import ipaddress
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -83,6 +84,12 @@ DESTINATION_KEY = "leakguard.destination"  # proxy.isolation's dict, whose "ip" 
 STREAMED_KEY = "leakguard.streamed"  # the body is judged by a StreamedBody, not the request hook
 WS_BLOCKED_KEY = "leakguard.websocket_blocked"  # incident that closed this WebSocket
 WS_POLICY_VIOLATION = 1008
+WS_TALLY_KEY = "leakguard.websocket_tally"  # clean client messages not yet recorded
+# Clean WebSocket messages are recorded as one summed event (a chat sends hundreds): at close,
+# or once the sum reaches a MiB or a minute, so a socket open all day still reaches the
+# transfer watch.
+WS_TALLY_BYTES = 2**20
+WS_TALLY_SECONDS = 60.0
 TOO_LARGE = 413
 HOLDS = (Action.BLOCK, Action.QUARANTINE)
 WORKERS = min(8, os.cpu_count() or 2)  # threads judging buffered bodies and WebSocket messages
@@ -202,6 +209,8 @@ class Inspect:
             inline=_small(content, ""),
         )
         incident = self._record(flow, decision, event_type="websocket.message")
+        if not _recorded(decision):
+            self._tally_websocket(flow, decision, len(content))
         if decision.holds:
             message.drop()
             flow.metadata[WS_BLOCKED_KEY] = incident
@@ -218,6 +227,35 @@ class Inspect:
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         if flow.metadata.get(WS_BLOCKED_KEY) and flow.websocket is not None:
             flow.websocket.closed_by_client = False  # the close was ours, sent as the client's
+        self._record_tally(flow, "at close")
+
+    def _tally_websocket(self, flow: http.HTTPFlow, decision: Decision, size: int) -> None:
+        tally = flow.metadata.get(WS_TALLY_KEY)
+        if tally is None:
+            tally = flow.metadata[WS_TALLY_KEY] = _Tally(decision, time.monotonic())
+        tally.decision = decision  # the latest context and verdict (a reload may change it)
+        tally.messages += 1
+        tally.size += size
+        if tally.size >= WS_TALLY_BYTES or time.monotonic() - tally.since >= WS_TALLY_SECONDS:
+            self._record_tally(flow, "while open")
+
+    def _record_tally(self, flow: http.HTTPFlow, when: str) -> None:
+        tally = flow.metadata.pop(WS_TALLY_KEY, None)
+        if tally is None or not tally.messages:
+            return
+        detail = (
+            f"{tally.messages} client message(s) with nothing found, "
+            f"{tally.size} bytes in all, summed {when}"
+        )
+        self.services.record(
+            decision_event(
+                "websocket.message",
+                tally.decision.verdict,
+                tally.decision.ctx,
+                detail=detail,
+                size=tally.size,
+            )
+        )
 
     # -- deciding -----------------------------------------------------------------
 
@@ -439,13 +477,12 @@ class Inspect:
         """One event per decision that matters: findings, a report-mode match, not allow, or
         content sent (every upload is in the record, for the transfer watch and the access
         log). A request that carries nothing and is allowed is covered by its connection's
-        `proxy.connect` event (who, from where, to where, when, decided how)."""
+        `proxy.connect` event (who, from where, to where, when, decided how); clean WebSocket
+        messages are summed into one event (_tally_websocket)."""
         verdict = decision.verdict
         size = _sent_size(flow, event_type)
         carries = event_type == "http.request" and size > 0
-        if not (
-            carries or decision.findings or verdict.reported or verdict.action is not Action.ALLOW
-        ):
+        if not (carries or _recorded(decision)):
             return ""
         incident = ""
         if verdict.action not in (Action.ALLOW, Action.REPORT):
@@ -637,6 +674,20 @@ def _declared_size(request: http.Request) -> int | None:
     if size == 0 and (request.is_http2 or request.is_http3):
         return None if "content-length" not in request.headers else 0
     return None if size is None or size < 0 else size
+
+
+@dataclass
+class _Tally:
+    decision: Decision
+    since: float
+    messages: int = 0
+    size: int = 0
+
+
+def _recorded(decision: Decision) -> bool:
+    """Whether Inspect._record writes an event for a WebSocket message's decision."""
+    verdict = decision.verdict
+    return bool(decision.findings or verdict.reported or verdict.action is not Action.ALLOW)
 
 
 def _sent_size(flow: http.HTTPFlow, event_type: str) -> int:

@@ -373,3 +373,29 @@ def test_destination_from_the_isolation_addon_metadata(services):
     assert str(destination_ip(f)) == "198.51.100.7"
     del f.metadata["leakguard.destination"]
     assert destination_ip(f) is None  # a name, not an address: the policy uses the host
+
+
+async def test_clean_websocket_messages_are_summed_into_one_event(services, log, monkeypatch):
+    """A chat sends hundreds of messages: the clean ones become one event with their bytes,
+    at close, or as soon as the sum reaches WS_TALLY_BYTES (here 100), for the transfer watch."""
+    import proxy.inspect
+
+    monkeypatch.setattr(proxy.inspect, "WS_TALLY_BYTES", 100)
+    f = websocket_flow("wx.qq.com")
+    addon = Inspect(services)
+    with taddons.context(addon):
+        for text in (b"hello", b"see you at three", b"x" * 90, b"bye"):
+            f.websocket.messages.append(websocket.WebSocketMessage(Opcode.TEXT, True, text))
+            await addon.websocket_message(f)
+        f.websocket.messages.append(websocket.WebSocketMessage(Opcode.TEXT, False, b"server"))
+        await addon.websocket_message(f)
+        assert [e["size"] for e in log.events] == [5 + 16 + 90]  # the third crossed 100
+        addon.websocket_end(f)
+        addon.websocket_end(f)  # nothing left to record twice
+    assert [(e["type"], e["action"], e["size"]) for e in log.events] == [
+        ("websocket.message", "allow", 111),
+        ("websocket.message", "allow", 3),
+    ]
+    assert log.events[0]["detail"].startswith("3 client message(s) with nothing found")
+    assert log.events[1]["detail"].endswith("summed at close")
+    assert log.events[0]["destination"] == "wx.qq.com" and log.events[0]["channel"] == "websocket"
