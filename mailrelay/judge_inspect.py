@@ -41,12 +41,11 @@ from rules.engine import Engine
 from rules.extract import extract
 from rules.extract.charset import codec_for
 from rules.extract.limits import size_text
+from rules.extract.mime import parse_mail
 from rules.findings import UNINSPECTABLE, Finding, Part, Problem
 
 # Parsing and writing back: CRLF, source headers kept exactly as they came.
 MAIL_POLICY = email.policy.SMTP.clone(refold_source="none")
-# Looking at the structure only: no header objects, several times cheaper per message.
-STRUCTURE_POLICY = email.policy.compat32
 
 ADDRESS_LOCATIONS = frozenset(f"mail headers › {name}" for name in ("From", "To", "Cc", "Reply-To"))
 
@@ -89,8 +88,9 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def parse_structure(raw: bytes) -> Message:
-    """For looking: parts, parameters, defects (the feed parser finds the same defects)."""
-    return BytesParser(policy=STRUCTURE_POLICY).parsebytes(raw)
+    """For looking: parts, parameters, defects. The extraction that follows reads the same
+    Message (rules.extract.mime.parse_mail keeps this thread's last parse): one parse."""
+    return parse_mail(raw)
 
 
 def inspect_message(
