@@ -5,6 +5,7 @@
     sys.exit(report_config_error(err))  # a ConfigError's line-numbered issues → status 2
     since = parse_when("7d")       # --since/--until: a date, a time, or a span ago
     by = operator()                # who ran it, for the admin action's event
+    add_parser, build_parser, main = AdminCommand("mail", help, description, _build).parts()
 
 The state directory is --state-dir, else the config file's `state_dir`, else
 $LEAKGUARD_STATE_DIR, else ./var — the same answer `leakguard run` reaches, so
@@ -19,7 +20,8 @@ import os
 import re
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -27,6 +29,39 @@ from gateway.config import Config, ConfigError, load_config, parse_duration
 from gateway.state import state_dir as default_state_dir
 
 EXIT_OK, EXIT_ERROR = 0, 2
+
+
+@dataclass(frozen=True)
+class AdminCommand:
+    """One admin command's parser, under `leakguard` and on its own (tests, scripts):
+    `build(parser)` adds its arguments and sets `func`, which `main` runs."""
+
+    name: str
+    help: str
+    description: str
+    build: Callable[[argparse.ArgumentParser], None]
+
+    def add_parser(self, sub: argparse._SubParsersAction) -> None:
+        self.build(sub.add_parser(self.name, help=self.help, description=self.description))
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(
+            prog=f"leakguard {self.name}", description=self.description
+        )
+        self.build(parser)
+        return parser
+
+    def main(self, argv: list[str] | None = None) -> int:
+        args = self.build_parser().parse_args(argv)
+        return args.func(args)
+
+    def parts(self):
+        return self.add_parser, self.build_parser, self.main
+
+
+def local_time(epoch: float) -> str:
+    """An instant as this host's local time, with its offset (for hold listings)."""
+    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
 
 
 def add_location_args(parser: argparse.ArgumentParser) -> None:

@@ -19,8 +19,6 @@ import argparse
 import json
 import sys
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
 from audit.incidents import (
@@ -33,34 +31,14 @@ from audit.incidents import (
     safe_event,
     text,
 )
-from audit.open import DB_FILE, open_store
-from audit.store import AuditStore, StoreError
-from gateway.admin_args import add_location_args, admin_config, report_config_error
-from gateway.config import ConfigError
+from gateway.admin_args import (
+    AdminCommand,
+    add_location_args,
+)
+from gateway.admin_store import AdminError, admin_store
 
 EXIT_OK, EXIT_ERROR = 0, 2
 CELL = 40  # widest cell in a table; longer values end with "…"
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "incidents",
-        help="list incidents and show one",
-        description="Who sent what (masked) to whom, when, which rule, what happened. "
-        "Safe while the gateway runs.",
-    )
-    _build(parser)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leakguard incidents", description=__doc__.split("\n")[0])
-    _build(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
 
 
 def _build(parser: argparse.ArgumentParser) -> None:
@@ -106,37 +84,6 @@ def _filters(args: argparse.Namespace) -> Filters:
     )
 
 
-class AdminError(Exception):
-    """The record cannot be opened; the message says why."""
-
-
-@contextmanager
-def admin_store(args: argparse.Namespace) -> Iterator[AuditStore]:
-    """The gateway's audit store, read beside the running gateway; raises AdminError.
-
-    A missing SQLite record is an error rather than a new empty one: a wrong
-    --state-dir must not look like a quiet period.
-    """
-    try:
-        config = admin_config(args)
-    except ConfigError as err:
-        report_config_error(err)
-        raise AdminError("the configuration file has errors (above)") from None
-    directory = config.state_dir
-    if config.audit.store == "sqlite" and not (directory / DB_FILE).is_file():
-        raise AdminError(f"no audit record in {directory} (is this the gateway's state directory?)")
-    try:
-        store = open_store(config, directory)
-    except StoreError as err:
-        raise AdminError(str(err)) from None
-    try:
-        yield store
-    except StoreError as err:
-        raise AdminError(str(err)) from None
-    finally:
-        store.close()
-
-
 def _fail(message: str) -> int:
     print(f"leakguard incidents: {message}", file=sys.stderr)
     return EXIT_ERROR
@@ -148,7 +95,7 @@ def _list(args: argparse.Namespace) -> int:
     except ValueError as err:
         return _fail(str(err))
     try:
-        with admin_store(args) as store:
+        with admin_store(args) as (store, _mirror):
             found = incidents(store.events(), filters)
     except AdminError as err:
         return _fail(str(err))
@@ -192,7 +139,7 @@ def _what(findings: list[dict]) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     try:
-        with admin_store(args) as store:
+        with admin_store(args) as (store, _mirror):
             incident = find_incident(store.events(), args.id)
     except AdminError as err:
         return _fail(str(err))
@@ -263,3 +210,12 @@ def print_table(rows: list[tuple[str, ...]]) -> None:
     for row in cells:
         padded = [c + " " * (w - _width(c)) for c, w in zip(row, widths, strict=True)]
         print("  ".join(padded).rstrip())
+
+
+add_parser, build_parser, main = AdminCommand(
+    "incidents",
+    help="list incidents and show one",
+    description="Who sent what (masked) to whom, when, which rule, what happened. "
+    "Safe while the gateway runs.",
+    build=_build,
+).parts()

@@ -28,42 +28,18 @@ import os
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
-from gateway.config import ConfigError, load_config
-from gateway.state import state_dir as default_state_dir
+from gateway.admin_args import AdminCommand, add_location_args, admin_config
+from gateway.config import ConfigError
 from mailrelay.spool import QUARANTINE, QUEUE, REJECT, RELEASE, SPOOL_DIR, Spool, valid_name
 
 EXIT_OK, EXIT_ERROR = 0, 2
 FLUSH_WAIT = 3.0  # seconds `flush` waits for a running relay to take the request
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "mail",
-        help="the mail relay's queue and quarantine",
-        description="List and flush the relay's queue; review, release and reject "
-        "quarantined mail. Safe while the gateway runs.",
-    )
-    _build(parser)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leakguard mail", description=__doc__.split("\n")[0])
-    _build(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`leakguard mail` on its own (tests, scripts): parse `argv` and run."""
-    args = build_parser().parse_args(argv)
-    return args.func(args)
-
-
 def _build(parser: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", help="the gateway's configuration file")
-    common.add_argument("--state-dir", metavar="DIR", help="state directory (default ./var)")
+    add_location_args(common)
     actions = parser.add_subparsers(dest="mail_command", required=True, metavar="ACTION")
 
     p = actions.add_parser("queue", parents=[common], help="list the delivery queue")
@@ -99,12 +75,7 @@ def _build(parser: argparse.ArgumentParser) -> None:
 
 
 def _spool(args: argparse.Namespace) -> Spool:
-    if args.state_dir:
-        root = Path(args.state_dir)
-    elif args.config:
-        root = load_config(args.config).state_dir
-    else:
-        root = default_state_dir()
+    root = admin_config(args).state_dir  # where `leakguard run` keeps it
     if not (root / SPOOL_DIR).is_dir():
         raise LookupError(f"no mail spool in {root} (has the relay run with this state directory?)")
     return Spool(root / SPOOL_DIR)
@@ -382,3 +353,12 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join([*(row[i].ljust(widths[i]) for i in range(len(widths))), row[-1]]))
+
+
+add_parser, build_parser, main = AdminCommand(
+    "mail",
+    help="the mail relay's queue and quarantine",
+    description="List and flush the relay's queue; review, release and reject "
+    "quarantined mail. Safe while the gateway runs.",
+    build=_build,
+).parts()

@@ -23,31 +23,10 @@ from pathlib import Path
 from audit.incidents import Redactor, parse_when
 from audit.report import build_report, render_html
 from certs.files import replace_file
-from gateway.admin_args import add_location_args
-from gateway.incidents_command import AdminError, admin_store
+from gateway.admin_args import AdminCommand, add_location_args
+from gateway.admin_store import AdminError, admin_store
 
 EXIT_OK, EXIT_ERROR = 0, 2
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "report",
-        help="write the periodic security report (HTML)",
-        description="Blocked, masked, encrypted and delivered transfers per data class, party "
-        "and channel; login anomalies; frozen accounts — one self-contained HTML file.",
-    )
-    _build(parser)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leakguard report", description=__doc__.split("\n")[0])
-    _build(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
 
 
 def _build(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +59,7 @@ def _report(args: argparse.Namespace) -> int:
     if not out.absolute().parent.is_dir():
         return _fail(f"--out {out}: the directory {out.absolute().parent} does not exist")
     try:
-        with admin_store(args) as store:
+        with admin_store(args) as (store, _mirror):
             report = build_report(
                 store.events(since=since.timestamp(), until=until.timestamp()),
                 store.holds("account"),
@@ -103,3 +82,12 @@ def _report(args: argparse.Namespace) -> int:
         f"{report.totals['blocked']} blocked, {len(report.frozen)} account(s) frozen"
     )
     return EXIT_OK
+
+
+add_parser, build_parser, main = AdminCommand(
+    "report",
+    help="write the periodic security report (HTML)",
+    description="Blocked, masked, encrypted and delivered transfers per data class, party "
+    "and channel; login anomalies; frozen accounts — one self-contained HTML file.",
+    build=_build,
+).parts()

@@ -22,26 +22,20 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime
 
-from audit.events import Event
-from audit.log import record_now
-from audit.open import DB_FILE, open_store
-from audit.store import StoreError
 from audit.transfers import release_sender
-from gateway.admin_args import add_location_args, admin_config, operator, report_config_error
-from gateway.config import ConfigError
+from gateway.admin_args import (
+    AdminCommand,
+    add_location_args,
+    local_time,
+    operator,
+)
+from gateway.admin_store import AdminError, admin_store, print_recorded, record_action
 
 EXIT_OK, EXIT_NOTHING, EXIT_ERROR = 0, 1, 2
-EVENTS_FILE = "events.jsonl"  # gateway.runtime's mirror (importing runtime loads mitmproxy)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "senders",
-        help="list and release senders held after anomalous transfers",
-        description="Senders held for review. Safe while the gateway runs.",
-    )
+def _build(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="senders_command", metavar="ACTION", required=True)
     show = actions.add_parser("list", help="senders held for review")
     add_location_args(show)
@@ -56,20 +50,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     release.set_defaults(func=_release)
 
 
-def _open(args: argparse.Namespace):
-    """(store, events mirror); raises StoreError with a message for people. A missing
-    SQLite record is an error: a wrong --state-dir must not look like "nobody is held"."""
-    try:
-        config = admin_config(args)
-    except ConfigError as err:
-        report_config_error(err)
-        raise StoreError("the configuration file has errors (above)") from None
-    directory = config.state_dir
-    if config.audit.store == "sqlite" and not (directory / DB_FILE).is_file():
-        raise StoreError(f"no audit record in {directory} (is this the gateway's state directory?)")
-    return open_store(config, directory), directory / EVENTS_FILE
-
-
 def _fail(message: str) -> int:
     print(f"leakguard senders: {message}", file=sys.stderr)
     return EXIT_ERROR
@@ -78,12 +58,9 @@ def _fail(message: str) -> int:
 def _list(args: argparse.Namespace) -> int:
     now = time.time()
     try:
-        store, _ = _open(args)
-        try:
+        with admin_store(args) as (store, _mirror):
             holds = store.holds("sender")
-        finally:
-            store.close()
-    except StoreError as err:
+    except AdminError as err:
         return _fail(str(err))
     if not args.all:
         holds = [h for h in holds if h.active(now)]
@@ -95,7 +72,7 @@ def _list(args: argparse.Namespace) -> int:
         print("no senders held")
         return EXIT_OK
     rows = [("SENDER", "SINCE", "BY", "REASON")]
-    rows += [(h.name, _local(h.since), h.by, h.reason) for h in holds]
+    rows += [(h.name, local_time(h.since), h.by, h.reason) for h in holds]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
@@ -108,29 +85,24 @@ def _release(args: argparse.Namespace) -> int:
         return _fail("give the held sender's name (see `leakguard senders list`)")
     by = operator()
     try:
-        store, mirror = _open(args)
-        try:
+        with admin_store(args) as (store, mirror):
             released = release_sender(store, name)
             if released is None:
                 print(f"sender {name} is not held", file=sys.stderr)
                 return EXIT_NOTHING
             reason = args.reason or "released by an administrator"
-            detail = f"held since {_local(released.since)} by {released.by}: {released.reason}"
-            event = Event(
-                type="sender.released", user=name, action="release", reason=reason,
-                detail=f"{detail}; by {by}",
-            )  # fmt: skip
-            stored = record_now(store, mirror, {**event.to_dict(), "by": by})
-        finally:
-            store.close()
-    except StoreError as err:
+            detail = f"held since {local_time(released.since)} by {released.by}: {released.reason}"
+            stored = record_action(
+                store, mirror, "sender.released", name, by, reason, "release", detail
+            )
+    except AdminError as err:
         return _fail(str(err))
-    if args.json:
-        print(json.dumps(stored, ensure_ascii=False))
-    else:
-        print(f"sender {name} released (event {stored.get('seq', '?')}, by {by})")
-    return EXIT_OK
+    return print_recorded(args, stored, f"sender {name} released")
 
 
-def _local(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+add_parser, build_parser, main = AdminCommand(
+    "senders",
+    help="list and release senders held after anomalous transfers",
+    description="Senders held for review. Safe while the gateway runs.",
+    build=_build,
+).parts()
