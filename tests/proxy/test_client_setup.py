@@ -244,6 +244,12 @@ async def test_build_master_orders_the_addons_and_configures_them(
     ours = [n for n in names if n in ("ClientSetup", "Isolation", "Inspect", "Spy")]
     assert ours == ["ClientSetup", "Isolation", "Inspect", "Spy"]
     assert names.index("ClientSetup") > names.index("Proxyserver")
+    # no mitmproxy feature that rewrites, replays, saves or scripts traffic (nor the
+    # onboarding app): an option set by mistake must not find an addon to act on it
+    absent = {"ScriptLoader", "MapRemote", "MapLocal", "ModifyBody", "ModifyHeaders", "Save"}
+    absent |= {"SaveHar", "ServerPlayback", "ClientPlayback", "Onboarding"}
+    assert absent.isdisjoint(names)
+    assert {"Core", "Block", "DisableH2C", "NextLayer", "TlsConfig", "ErrorCheck"} <= set(names)
     assert master.options.stream_large_bodies == str(5 * 2**20)
     assert master.options.connection_strategy == "lazy"
     assert {"stream_large_bodies", "connection_strategy"} <= seen
