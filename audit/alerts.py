@@ -72,14 +72,32 @@ class FileSink:
         self.path = Path(path)
         self.name = f"file {self.path}"
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._file = os.fdopen(fd, "ab", buffering=0)
+        self._lock = threading.Lock()  # deliver (the sink's thread) against reopen (SIGHUP)
+        self._fd: int | None = self._open()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def deliver(self, alert: dict) -> None:
-        self._file.write(json.dumps(alert, ensure_ascii=False).encode() + b"\n")
+        line = json.dumps(alert, ensure_ascii=False).encode() + b"\n"
+        with self._lock:
+            if self._fd is None:
+                raise OSError(f"alert file {self.path} is closed")
+            os.write(self._fd, line)
+
+    def reopen(self) -> None:
+        """The file by its name again, after logrotate moved it away."""
+        fd = self._open()
+        with self._lock:
+            old, self._fd = self._fd, fd
+        if old is not None:
+            os.close(old)
 
     def close(self) -> None:
-        self._file.close()
+        with self._lock:
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 class MailSink:
@@ -278,6 +296,13 @@ class Alerts:
             self._ticker.start()
 
     # -- the caller's side --------------------------------------------------------------
+
+    def reopen(self) -> None:
+        """Sinks that write files open them by name again (after logrotate); raises OSError."""
+        for worker in self._workers:
+            reopen = getattr(worker.sink, "reopen", None)
+            if reopen is not None:
+                reopen()
 
     def send(self, alert: Alert) -> None:
         try:

@@ -4,6 +4,7 @@
     log.record(event)          # hot path: mirrors the line, queues the event for the store
     log.add_watcher(fn)        # fn(stored_event) on a thread of its own, after it is stored
     log.flush()                # wait until everything recorded so far is stored and mirrored
+    log.reopen()               # after logrotate: the mirror by its name again (SIGHUP)
     log.close()                # drain: every recorded event is stored, mirrored and watched
 
 The proxy and the relay record one event per request, from the event loop
@@ -66,6 +67,7 @@ class AuditLog:
             self._mirror_fd = os.open(
                 self.mirror_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
             )
+        self._mirror_lock = threading.Lock()  # a write never meets a reopen's close
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._watchers: list[Watcher] = []
         self._watch_queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -86,7 +88,9 @@ class AuditLog:
         if self._mirror_fd is not None:
             line = json.dumps(data, ensure_ascii=False).encode() + b"\n"
             try:
-                os.write(self._mirror_fd, line)  # O_APPEND: whole lines, whichever thread
+                with self._mirror_lock:
+                    if self._mirror_fd is not None:  # O_APPEND: whole lines, whichever thread
+                        os.write(self._mirror_fd, line)
             except OSError as err:  # the store still gets it
                 log.error("events mirror %s: %s", self.mirror_path, err)
         if self._closed:  # a straggler during shutdown: it reached the mirror only
@@ -99,6 +103,17 @@ class AuditLog:
     def add_watcher(self, watcher: Watcher) -> None:
         """Call `watcher(stored_event)` for every event stored from now on (not for earlier)."""
         self._watchers = [*self._watchers, watcher]  # replaced whole: the watch loop reads it
+
+    def reopen(self) -> None:
+        """Open the mirror by its name again (logrotate has moved the old file away): lines
+        from now on go to the new file, none is lost in between. Raises OSError."""
+        if self.mirror_path is None or self._closed:
+            return
+        fd = os.open(self.mirror_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with self._mirror_lock:
+            old, self._mirror_fd = self._mirror_fd, fd
+        if old is not None:
+            os.close(old)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until what was recorded before this call is stored, mirrored and watched."""
@@ -116,8 +131,9 @@ class AuditLog:
         self._writer.join()
         self._watch_queue.put(_Stop())
         self._watching.join()
-        if self._mirror_fd is not None:
+        with self._mirror_lock:
             fd, self._mirror_fd = self._mirror_fd, None
+        if fd is not None:
             os.close(fd)
 
     # -- the writer --------------------------------------------------------------------------

@@ -354,7 +354,15 @@ class Gateway:
 
     async def _reload(self) -> None:
         assert self.holder is not None
-        log.info("SIGHUP: reloading the policy from %s", self.holder.directory)
+        log.info(
+            "SIGHUP: reloading the policy from %s, reopening the log files", self.holder.directory
+        )
+        try:  # logrotate's postrotate sends SIGHUP: the JSON-lines files are opened by name again
+            for opened in (self.events, self.alerts):
+                if opened is not None:
+                    opened.reopen()
+        except OSError as err:  # the old files stay in use: nothing is lost, it is said
+            log.error("reopening the log files failed: %s", err)
         await asyncio.to_thread(self.holder.reload)
 
     async def _watch_policy(self) -> None:

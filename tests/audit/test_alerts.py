@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from audit.alert import Alert
 from audit.alerts import Alerts, FileSink
@@ -89,3 +90,20 @@ def test_send_never_raises_and_a_broken_sink_does_not_stop_the_others(tmp_path, 
     assert all(
         "alice" not in r.getMessage() for r in caplog.records if r.name == "leakguard.alerts"
     )
+
+
+def test_the_file_sink_reopens_its_file_after_a_rotation(tmp_path):
+    path = tmp_path / "alerts.jsonl"
+    alerts = Alerts([FileSink(path)], tick=None)
+    alerts.send(_alert("login.bruteforce:alice"))
+    alerts.close_due(everything=True)
+    deadline = 50
+    while not _lines(path) and deadline:  # the sink's own thread writes it
+        time.sleep(0.02)
+        deadline -= 1
+    path.rename(tmp_path / "alerts.jsonl.1")
+    alerts.reopen()
+    alerts.send(_alert("login.bruteforce:bob"))
+    alerts.close()  # drains the sink
+    assert [a["key"] for a in _lines(tmp_path / "alerts.jsonl.1")] == ["login.bruteforce:alice"]
+    assert [a["key"] for a in _lines(path)] == ["login.bruteforce:bob"]

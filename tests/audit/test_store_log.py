@@ -218,3 +218,50 @@ def test_record_costs_the_caller_microseconds(tmp_path, kind):
     assert median < 100e-6
     assert sum(1 for _ in store.events()) == n
     store.close()
+
+
+def test_reopen_after_a_rotation_sends_new_lines_to_the_new_file(store, tmp_path):
+    """logrotate moves events.jsonl away and sends SIGHUP: nothing lost, nothing misplaced."""
+    mirror = tmp_path / "events.jsonl"
+    log = AuditLog(store, mirror)
+    try:
+        log.record(Event(type="http.request", detail="before"))
+        mirror.rename(tmp_path / "events.jsonl.1")
+        log.record(Event(type="http.request", detail="between"))  # still the old file
+        log.reopen()
+        log.record(Event(type="http.request", detail="after"))
+    finally:
+        log.close()
+    assert [e["detail"] for e in _lines(tmp_path / "events.jsonl.1")] == ["before", "between"]
+    assert [e["detail"] for e in _lines(mirror)] == ["after"]
+    assert oct(mirror.stat().st_mode & 0o777) == "0o600"
+    assert [e["detail"] for e in store.events()] == ["before", "between", "after"]
+
+
+def test_reopen_while_threads_record_loses_no_line(store, tmp_path):
+    mirror = tmp_path / "events.jsonl"
+    log = AuditLog(store, mirror)
+    stop = threading.Event()
+
+    def writer(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            log.record(Event(type="http.request", detail=f"{n}-{i}"))
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(20):
+            time.sleep(0.005)
+            mirror.rename(tmp_path / f"events.jsonl.{i}")
+            log.reopen()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        log.close()
+    lines = [e["detail"] for p in tmp_path.glob("events.jsonl*") for e in _lines(p)]
+    stored = [e["detail"] for e in store.events()]
+    assert sorted(lines) == sorted(stored) and len(set(lines)) == len(lines) > 20

@@ -88,5 +88,10 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
 def test_logrotate_rotates_the_json_logs_in_the_state_directory() -> None:
     text = (DEPLOY / "logrotate" / "leakguard").read_text()
     assert "/var/lib/leakguard/*.jsonl {" in text
-    assert "copytruncate" in text  # the gateway keeps the file open and does not reopen it
+    # moved away, then SIGHUP: the gateway opens the files by name again (no copytruncate,
+    # which loses the lines written between the copy and the truncation)
+    rules = [line.strip() for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert "copytruncate" not in rules and "create 0600 leakguard leakguard" in rules
+    postrotate = rules[rules.index("postrotate") + 1]
+    assert "--signal=HUP" in postrotate and "leakguard.service" in postrotate
     assert "su leakguard leakguard" in text
