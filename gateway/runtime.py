@@ -357,12 +357,13 @@ class Gateway:
         log.info(
             "SIGHUP: reloading the policy from %s, reopening the log files", self.holder.directory
         )
-        try:  # logrotate's postrotate sends SIGHUP: the JSON-lines files are opened by name again
-            for opened in (self.events, self.alerts):
+        # logrotate's postrotate sends SIGHUP: the JSON-lines files are opened by name again
+        for opened in (self.events, self.alerts):
+            try:
                 if opened is not None:
                     opened.reopen()
-        except OSError as err:  # the old files stay in use: nothing is lost, it is said
-            log.error("reopening the log files failed: %s", err)
+            except OSError as err:  # that file stays in use: nothing is lost, it is said
+                log.error("reopening the log files failed: %s", err)
         await asyncio.to_thread(self.holder.reload)
 
     async def _watch_policy(self) -> None:

@@ -42,6 +42,7 @@ from mailrelay.lanes import Lane
 from mailrelay.plan import Envelope, Outcome, Plan
 from mailrelay.spool import Entry, Spool, SpoolError, new_message_id
 from mailrelay.spool_writer import SpoolWriter
+from rules.extract.mime import all_text, forget_parse, parse_mail
 
 log = logging.getLogger("leakguard.mailrelay")
 
@@ -67,13 +68,13 @@ INSPECTION_FAILED = "451 4.7.0 The message could not be inspected now; try again
 SPOOL_FAILED = "451 4.3.0 The message could not be queued; try again later"
 INTERNAL_ERROR = "451 4.3.0 Internal error; try again later"
 
-# Small mail whose parts are all text is judged on the event loop: its judging (~1 ms) is
-# bounded by its size, and the hop to a judge thread and back cost more in GIL hand-offs
-# than the judging itself (the relay ran at ~60 % of the rate it reached this way). Any
-# other declared type (an archive, an office file, a PDF: content that expands) or a
-# Content-Type folded onto its next line goes to the judge lane, under its timeout.
+# Small mail whose parts are all text bodies is judged on the event loop: its judging
+# (~1 ms) is bounded by its size, and the hop to a judge thread and back cost more in GIL
+# hand-offs than the judging itself. Anything extraction would open as a file (an archive,
+# an office file, a PDF: content that expands; any named part or attachment; a nested
+# message) goes to the judge lane, under its timeout. Decided on the parsed structure,
+# which the judge then reuses (rules.extract.mime.parse_mail keep=True).
 JUDGE_INLINE_BELOW = 32 * 1024
-_NOT_PLAIN_TEXT = re.compile(rb"(?im)^content-type:[ \t]*+(?!text/|multipart/|message/rfc822)")
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
 # an account frozen (or an address blocked) after it logged in: its open sessions stop too
 ACCOUNT_HELD = "535 5.7.8 This login is held by the security team; please contact them"
@@ -504,8 +505,13 @@ def _peer_ip(session) -> str:
 
 
 def judged_inline(raw: bytes) -> bool:
-    """Small, and every part declared as text (or no type: text/plain)."""
-    return len(raw) <= JUDGE_INLINE_BELOW and _NOT_PLAIN_TEXT.search(raw) is None
+    """Small, and every part a text body (rules.extract.mime.all_text)."""
+    if len(raw) > JUDGE_INLINE_BELOW:
+        return False
+    if all_text(parse_mail(raw, keep=True)):
+        return True  # the judge, on this thread, reads the same parse
+    forget_parse()
+    return False
 
 
 def _login(session) -> str:

@@ -53,7 +53,7 @@ from mitmproxy.proxy.layers.websocket import WebsocketLayer, WebSocketMessageInj
 from mitmproxy.utils import human
 from wsproto.frame_protocol import Opcode
 
-from audit.events import decision_event
+from audit.events import Event, decision_event
 from audit.transfers import held_verdict
 from proxy import blockpage
 from proxy.addresses import plain
@@ -85,9 +85,9 @@ STREAMED_KEY = "leakguard.streamed"  # the body is judged by a StreamedBody, not
 WS_BLOCKED_KEY = "leakguard.websocket_blocked"  # incident that closed this WebSocket
 WS_POLICY_VIOLATION = 1008
 WS_TALLY_KEY = "leakguard.websocket_tally"  # clean client messages not yet recorded
-# Clean WebSocket messages are recorded as one summed event (a chat sends hundreds): at close,
-# or once the sum reaches a MiB or a minute, so a socket open all day still reaches the
-# transfer watch.
+# Clean WebSocket messages are recorded as one summed event (a chat sends hundreds), dated at
+# its last message: at close, or, checked at each message, once the sum reaches a MiB or a
+# minute, so a socket open all day still reaches the transfer watch.
 WS_TALLY_BYTES = 2**20
 WS_TALLY_SECONDS = 60.0
 TOO_LARGE = 413
@@ -236,6 +236,7 @@ class Inspect:
         tally.decision = decision  # the latest context and verdict (a reload may change it)
         tally.messages += 1
         tally.size += size
+        tally.last = Event(type="").time  # the event is dated at the last message it sums
         if tally.size >= WS_TALLY_BYTES or time.monotonic() - tally.since >= WS_TALLY_SECONDS:
             self._record_tally(flow, "while open")
 
@@ -247,15 +248,14 @@ class Inspect:
             f"{tally.messages} client message(s) with nothing found, "
             f"{tally.size} bytes in all, summed {when}"
         )
-        self.services.record(
-            decision_event(
-                "websocket.message",
-                tally.decision.verdict,
-                tally.decision.ctx,
-                detail=detail,
-                size=tally.size,
-            )
+        event = decision_event(
+            "websocket.message",
+            tally.decision.verdict,
+            tally.decision.ctx,
+            detail=detail,
+            size=tally.size,
         )
+        self.services.record(replace(event, time=tally.last))  # when it was sent
 
     # -- deciding -----------------------------------------------------------------
 
@@ -682,6 +682,7 @@ class _Tally:
     since: float
     messages: int = 0
     size: int = 0
+    last: str = ""  # Event.time of the last message summed
 
 
 def _recorded(decision: Decision) -> bool:

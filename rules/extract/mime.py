@@ -136,12 +136,17 @@ def extract_mail(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem
 
 # The first empty line: where the header section of a message ends.
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
-_last = threading.local()  # (bytes, Message) of this thread's last parse
+_BARE_CR = re.compile(rb"\r(?!\n)")  # the feed parser ends a line there too
+_kept = threading.local()  # (bytes, Message) kept on this thread for its next look
 
 
-def parse_mail(data: bytes) -> Message:
-    """`data` parsed with compat32, the same Message for the same bytes object twice running
-    on one thread (the relay's judge reads a message's structure, then extracts it).
+def parse_mail(data: bytes, *, keep: bool = False) -> Message:
+    """`data` parsed with compat32.
+
+    keep=True keeps the Message for the next call with the same bytes object on this
+    thread, which gets it (and drops it unless it keeps it too): the relay's judge looks at
+    a message's structure, then extracts it, one parse. The entry holds a reference to
+    `data`, so the identity test cannot meet another message.
 
     compat32: the structure and raw header values are all extraction reads (header text is
     decoded by _header_text); the default policy's header objects, built for every
@@ -149,20 +154,47 @@ def parse_mail(data: bytes) -> Message:
     multipart gets its body whole: the feed parser would otherwise walk it line by line only
     to join the lines again.
     """
-    last = getattr(_last, "parsed", None)
-    if last is not None and last[0] is data:
-        return last[1]
+    kept = getattr(_kept, "parsed", None)
+    if kept is not None and kept[0] is data:
+        if not keep:
+            _kept.parsed = None
+        return kept[1]
     msg = _single_part(data) or BytesParser(policy=email.policy.compat32).parsebytes(data)
-    _last.parsed = (data, msg)
+    if keep:
+        _kept.parsed = (data, msg)
     return msg
+
+
+def forget_parse() -> None:
+    """Drop what parse_mail(keep=True) kept on this thread."""
+    _kept.parsed = None
 
 
 def _single_part(data: bytes) -> Message | None:
     end = _HEAD_END.search(data)
-    if end is None:
-        return None
+    if end is None or _BARE_CR.search(data, 0, end.start()):
+        return None  # no blank line, or one the feed parser may see earlier (a bare CR)
     head = BytesParser(policy=email.policy.compat32).parsebytes(data[: end.end()], True)
     if head.defects or head.get_content_maintype() in ("multipart", "message"):
         return None  # the feed parser's own reading, defects and all
     head.set_payload(data[end.end() :].decode("ascii", "surrogateescape"))
     return head
+
+
+def all_text(msg: Message) -> bool:
+    """Every leaf of `msg` is a text body: text/*, no file name, not an attachment, no
+    nested message — nothing extraction would open as a file (an archive expands)."""
+    try:
+        for part in msg.walk():
+            ctype = part.get_content_type()
+            if ctype.startswith("message/"):
+                return False
+            if part.is_multipart():
+                continue
+            if not ctype.startswith("text/") or part.get_content_disposition() == "attachment":
+                return False
+            if part.get_filename() or part.get_param("name"):
+                return False
+    except Exception:  # a malformed parameter: not plain text, then
+        return False
+    return True

@@ -92,6 +92,7 @@ def test_logrotate_rotates_the_json_logs_in_the_state_directory() -> None:
     # which loses the lines written between the copy and the truncation)
     rules = [line.strip() for line in text.splitlines() if not line.lstrip().startswith("#")]
     assert "copytruncate" not in rules and "create 0600 leakguard leakguard" in rules
-    postrotate = rules[rules.index("postrotate") + 1]
-    assert "--signal=HUP" in postrotate and "leakguard.service" in postrotate
+    assert rules[rules.index("postrotate") + 1] == "systemctl reload leakguard.service"
+    unit = (DEPLOY / "systemd" / "leakguard.service").read_text()
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit.splitlines()  # reload is SIGHUP
     assert "su leakguard leakguard" in text

@@ -339,14 +339,31 @@ def test_a_slow_judge_fails_closed_with_451(start, sink):
     [
         pytest.param(message("plain"), True, id="no-type-is-text"),
         pytest.param(b"Content-Type: TEXT/plain\r\n\r\nhi\r\n", True, id="text-any-case"),
+        pytest.param(b"Content-Type:\r\n text/plain\r\n\r\nhi\r\n", True, id="folded-text"),
         pytest.param(with_attachment("zip"), False, id="an-archive"),
-        pytest.param(b"Content-Type:\r\n text/plain\r\n\r\nhi\r\n", False, id="folded-type"),
         pytest.param(b"Content-Type: application/pdf\r\n\r\n%PDF", False, id="pdf"),
         pytest.param(message("big", "x" * 40_000), False, id="over-32-KiB"),
+        # what the extractor would open as a file, whatever the declared type says
+        pytest.param(
+            b"Content-Type: text/plain; name=x.zip\r\nContent-Transfer-Encoding: base64\r\n"
+            b"\r\nUEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==\r\n",
+            False,
+            id="text-named-zip",
+        ),
+        pytest.param(b"Content-Disposition: attachment\r\n\r\nhi\r\n", False, id="an-attachment"),
+        pytest.param(
+            b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nhi\r\n",
+            False,
+            id="nested-message",
+        ),
+        # bare CRs end lines for the parser: a type behind one is still seen
+        pytest.param(with_attachment("cr").replace(b"\r\n", b"\r"), False, id="cr-only-zip"),
+        pytest.param(b"X-A: 1\rContent-Type: application/pdf\r\n\r\n%PDF", False, id="cr-pdf"),
     ],
 )
 def test_only_small_text_mail_is_judged_on_the_event_loop(raw, inline):
-    """What is judged inline has no timeout: only mail whose judging its size bounds."""
+    """What is judged inline has no timeout: only mail whose judging its size bounds (text
+    bodies only, as the parser reads them: nothing the extractor would open as a file)."""
     assert replies.judged_inline(raw) is inline
 
 

@@ -399,3 +399,4 @@ async def test_clean_websocket_messages_are_summed_into_one_event(services, log,
     assert log.events[0]["detail"].startswith("3 client message(s) with nothing found")
     assert log.events[1]["detail"].endswith("summed at close")
     assert log.events[0]["destination"] == "wx.qq.com" and log.events[0]["channel"] == "websocket"
+    assert log.events[0]["time"] <= log.events[1]["time"]  # each dated at its last message
