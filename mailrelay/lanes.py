@@ -85,8 +85,9 @@ def _set_exception(future: asyncio.Future, error: BaseException) -> None:
 class Batcher:
     """One thread handling, as one batch, whatever was put since it last woke.
 
-    `put` never waits and nothing comes back: for work the event loop need not await
-    (removing delivered entries). Under load the batches grow, so the thread wakes,
+    `put` never waits and nothing comes back through it: for work the event loop need not
+    await (removing delivered entries), or whose handler answers the callers itself
+    (mailrelay.spool_writer's group commit). Under load the batches grow, so the thread wakes,
     and takes the GIL, once per batch rather than once per item.
     """
 

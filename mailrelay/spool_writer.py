@@ -19,10 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
-import threading
 from collections import defaultdict
 
+from mailrelay.lanes import Batcher
 from mailrelay.plan import Envelope, Plan
 from mailrelay.spool import Entry, Spool
 
@@ -30,15 +29,11 @@ log = logging.getLogger("leakguard.mailrelay")
 
 MAX_BATCH = 64  # files open at once in a batch
 
-_STOP = None
-
 
 class SpoolWriter:
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="relay-spool", daemon=True)
-        self._thread.start()
+        self._batcher = Batcher("relay-spool", self._commit, max_batch=MAX_BATCH)
 
     async def store(
         self, raw: bytes, envelope: Envelope, plan: Plan, mail_options: tuple[str, ...] = ()
@@ -46,41 +41,26 @@ class SpoolWriter:
         """The message durably in queue/ (raises OSError or SpoolError when it is not)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(((raw, envelope, plan, mail_options), future, loop))
+        self._batcher.put(((raw, envelope, plan, mail_options), future, loop))
         return await future
 
     def stop(self) -> None:
         """The thread commits what it was given, then exits (not waited for)."""
-        self._queue.put(_STOP)
+        self._batcher.stop()
 
-    def _serve(self) -> None:
-        stopping = False
-        while not stopping:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            while len(batch) < MAX_BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stopping = True
-                    break
-                batch.append(more)
-            try:
-                results: list = self.spool.store_batch([job for job, _, _ in batch])
-            except BaseException as err:  # a bug: every caller hears of it, none hangs
-                log.exception("spooling a batch of %d failed", len(batch))
-                results = [err] * len(batch)
-            by_loop: dict[asyncio.AbstractEventLoop, list] = defaultdict(list)
-            for (_, future, loop), result in zip(batch, results, strict=True):
-                by_loop[loop].append((future, result))
-            for loop, settled in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                    loop.call_soon_threadsafe(_settle, settled)
-            del batch, results, by_loop
+    def _commit(self, batch: list) -> None:
+        """One batch on the writer's thread: stored together, every caller answered."""
+        try:
+            results: list = self.spool.store_batch([job for job, _, _ in batch])
+        except BaseException as err:  # a bug: every caller hears of it, none hangs
+            log.exception("spooling a batch of %d failed", len(batch))
+            results = [err] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list] = defaultdict(list)
+        for (_, future, loop), result in zip(batch, results, strict=True):
+            by_loop[loop].append((future, result))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, settled)
 
 
 def _settle(settled: list[tuple[asyncio.Future, Entry | BaseException]]) -> None:
