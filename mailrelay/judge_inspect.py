@@ -89,7 +89,7 @@ def parse(raw: bytes) -> EmailMessage:
 
 def parse_structure(raw: bytes) -> Message:
     """For looking: parts, parameters, defects. The extraction that follows reads the same
-    Message (rules.extract.mime.parse_mail keeps this thread's last parse): one parse."""
+    Message (rules.extract.mime.parse_mail keeps it for that next look): one parse."""
     return parse_mail(raw, keep=True)
 
 

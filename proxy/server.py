@@ -17,7 +17,7 @@ Options chosen, and why:
 - no onboarding: the CA and PAC are served by ClientSetup on the proxy's own
   address, from our CA directory, not by mitm.it.
 
-Only the mitmproxy addons a gateway needs (MITM_ADDONS), not the 31 of
+Only the mitmproxy addons a gateway needs (`mitm_addons()`), not the 31 of
 `default_addons()`: mitmproxy calls every addon for every hook of every flow
 (`_iter_hooks` and a context manager per call were ~15 % of the event loop's
 time for small keep-alive requests), and the rest are features an inline
@@ -85,7 +85,8 @@ class Ready:
 
 
 def mitm_addons() -> list:
-    """mitmproxy's own addons, in default_addons() order (fresh instances each call)."""
+    """mitmproxy's own addons, in default_addons() order, then DumpMaster's ErrorCheck
+    (fresh instances each call)."""
     return [
         core.Core(),
         block.Block(),
