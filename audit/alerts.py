@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Protocol
 
 from audit.alert import Alert
+from audit.appendfile import AppendFile
 from audit.events import Event
 from audit.syslog import SyslogSink
 from audit.webhook import WebhookSink
@@ -71,33 +72,17 @@ class FileSink:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.name = f"file {self.path}"
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock = threading.Lock()  # deliver (the sink's thread) against reopen (SIGHUP)
-        self._fd: int | None = self._open()
-
-    def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._file = AppendFile(self.path)
 
     def deliver(self, alert: dict) -> None:
-        line = json.dumps(alert, ensure_ascii=False).encode() + b"\n"
-        with self._lock:
-            if self._fd is None:
-                raise OSError(f"alert file {self.path} is closed")
-            os.write(self._fd, line)
+        self._file.write(json.dumps(alert, ensure_ascii=False).encode() + b"\n")
 
     def reopen(self) -> None:
         """The file by its name again, after logrotate moved it away."""
-        fd = self._open()
-        with self._lock:
-            old, self._fd = self._fd, fd
-        if old is not None:
-            os.close(old)
+        self._file.reopen()
 
     def close(self) -> None:
-        with self._lock:
-            fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+        self._file.close()
 
 
 class MailSink:

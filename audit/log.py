@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from audit.appendfile import AppendFile
 from audit.events import Event
 from audit.store import AuditStore
 
@@ -61,13 +62,7 @@ class AuditLog:
     def __init__(self, store: AuditStore, mirror: str | os.PathLike | None = None) -> None:
         self.store = store
         self.mirror_path = Path(mirror) if mirror is not None else None
-        self._mirror_fd: int | None = None
-        if self.mirror_path is not None:
-            self.mirror_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._mirror_fd = os.open(
-                self.mirror_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
-            )
-        self._mirror_lock = threading.Lock()  # a write never meets a reopen's close
+        self._mirror = AppendFile(self.mirror_path) if self.mirror_path is not None else None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._watchers: list[Watcher] = []
         self._watch_queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -85,12 +80,11 @@ class AuditLog:
     def record(self, event: Event | dict) -> None:
         """Queue one event (an Event is immutable; a dict is copied, the caller may reuse it)."""
         data = event.to_dict() if isinstance(event, Event) else dict(event)
-        if self._mirror_fd is not None:
+        mirror = self._mirror
+        if mirror is not None:
             line = json.dumps(data, ensure_ascii=False).encode() + b"\n"
             try:
-                with self._mirror_lock:
-                    if self._mirror_fd is not None:  # O_APPEND: whole lines, whichever thread
-                        os.write(self._mirror_fd, line)
+                mirror.write(line)  # O_APPEND: whole lines, whichever thread
             except OSError as err:  # the store still gets it
                 log.error("events mirror %s: %s", self.mirror_path, err)
         if self._closed:  # a straggler during shutdown: it reached the mirror only
@@ -107,13 +101,8 @@ class AuditLog:
     def reopen(self) -> None:
         """Open the mirror by its name again (logrotate has moved the old file away): lines
         from now on go to the new file, none is lost in between. Raises OSError."""
-        if self.mirror_path is None or self._closed:
-            return
-        fd = os.open(self.mirror_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with self._mirror_lock:
-            old, self._mirror_fd = self._mirror_fd, fd
-        if old is not None:
-            os.close(old)
+        if self._mirror is not None and not self._closed:
+            self._mirror.reopen()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until what was recorded before this call is stored, mirrored and watched."""
@@ -131,10 +120,9 @@ class AuditLog:
         self._writer.join()
         self._watch_queue.put(_Stop())
         self._watching.join()
-        with self._mirror_lock:
-            fd, self._mirror_fd = self._mirror_fd, None
-        if fd is not None:
-            os.close(fd)
+        mirror, self._mirror = self._mirror, None
+        if mirror is not None:
+            mirror.close()
 
     # -- the writer --------------------------------------------------------------------------
 
