@@ -53,7 +53,8 @@ from mitmproxy.proxy.layers.websocket import WebsocketLayer, WebSocketMessageInj
 from mitmproxy.utils import human
 from wsproto.frame_protocol import Opcode
 
-from audit.events import Event, decision_event
+from audit.chain import iso
+from audit.events import decision_event
 from audit.transfers import held_verdict
 from proxy import blockpage
 from proxy.addresses import plain
@@ -236,7 +237,7 @@ class Inspect:
         tally.decision = decision  # the latest context and verdict (a reload may change it)
         tally.messages += 1
         tally.size += size
-        tally.last = Event(type="").time  # the event is dated at the last message it sums
+        tally.last = iso(time.time())  # the event is dated at the last message it sums
         if tally.size >= WS_TALLY_BYTES or time.monotonic() - tally.since >= WS_TALLY_SECONDS:
             self._record_tally(flow, "while open")
 
