@@ -56,7 +56,7 @@ from wsproto.frame_protocol import Opcode
 from audit.chain import iso
 from audit.events import decision_event
 from audit.transfers import held_verdict
-from proxy import blockpage
+from proxy import blockpage, held_stream
 from proxy.addresses import plain
 from proxy.auth import USER_KEY
 from proxy.masking import CannotMask, mask_body, mask_query
@@ -82,7 +82,7 @@ log = logging.getLogger(__name__)
 
 DEST_IP_KEY = "leakguard.dest_ip"  # the address actually connected to (agreed with isolation)
 DESTINATION_KEY = "leakguard.destination"  # proxy.isolation's dict, whose "ip" is the same
-STREAMED_KEY = "leakguard.streamed"  # the body is judged by a StreamedBody, not the request hook
+STREAMED_KEY = held_stream.JUDGED  # the body is judged by a StreamedBody, not the request hook
 WS_BLOCKED_KEY = "leakguard.websocket_blocked"  # incident that closed this WebSocket
 WS_POLICY_VIOLATION = 1008
 WS_TALLY_KEY = "leakguard.websocket_tally"  # clean client messages not yet recorded
@@ -118,6 +118,9 @@ class Decision:
 
 class Inspect:
     def __init__(self, services: Services) -> None:
+        # Streamed bodies rely on the layer holding their head (and answering a block
+        # with the page): wherever this addon runs, so does that.
+        held_stream.install()
         self.services = services
         self._threshold: tuple[str | None, int | None] = (None, None)
         self._workers: ThreadPoolExecutor | None = None
@@ -443,12 +446,20 @@ class Inspect:
             decision = _fit_streamed(flow.request, raw, decision)
         self._record(flow, decision, detail)
         if decision.holds:
-            _abort(flow)
+            self._stop_streamed(flow, decision)
             return None
         if decision.body is None:
             return raw
         ce = flow.request.headers.get("content-encoding", "")
         return encoding.encode(decision.body, ce) if ce else decision.body
+
+    def _stop_streamed(self, flow: http.HTTPFlow, decision: Decision) -> None:
+        """A streamed body blocked: the page, where the layer holds the flow (it answers at
+        the body's end, or kills a flow still sending), else the flow killed here."""
+        if held_stream.driven(flow):
+            self._block(flow, decision)
+        else:
+            _abort(flow)
 
     def _refuse(self, flow: http.HTTPFlow, why: str, *, kill: bool) -> None:
         decision = _failed(request_context(flow), why)
@@ -519,8 +530,9 @@ class _StreamOutcome:
         return self._addon._finish_held(self._flow, raw, detail)
 
     def stop(self, verdict: Verdict, findings: tuple[Finding, ...], detail: str) -> None:
-        self._addon._record(self._flow, Decision(verdict, self._ctx, findings), detail)
-        _abort(self._flow)
+        decision = Decision(verdict, self._ctx, findings)
+        self._addon._record(self._flow, decision, detail)
+        self._addon._stop_streamed(self._flow, decision)
 
     def finish(self, verdict: Verdict, findings: tuple[Finding, ...], detail: str) -> None:
         self._addon._record(self._flow, Decision(verdict, self._ctx, findings), detail)

@@ -10,7 +10,9 @@ proxy listens, once it does).
 
 Options chosen, and why:
 - connection_strategy=lazy: no upstream connection before a request has been
-  judged, so a blocked request never touches the origin.
+  judged, so a blocked request never touches the origin. A streamed body's
+  head waits too (`proxy.held_stream`, installed by Inspect): mitmproxy
+  would send it before the body is seen.
 - stream_large_bodies=settings.stream_above: bodies above it are judged as a
   stream (bounded memory) instead of held whole; body_size_limit stays unset,
   since Inspect, not mitmproxy, decides what is too large to inspect.
