@@ -21,9 +21,11 @@ that option is set) and bodies declared larger than the inspection limit
 (`limits.max_input_bytes`, which the addon streams itself) are never waved
 through: a `proxy.streaming.StreamedBody` judges them chunk by chunk, holding
 back a tail so that no part of a value goes upstream before its verdict. The
-request headers are upstream by then, so a hold kills the flow and closes the
-upstream connection (mitmproxy cannot kill a flow in transit: without that the
-origin would receive a clean end of a truncated body). A buffered body over
+request head waits for the first clean bytes (`proxy.held_stream`, installed by
+this addon); a block sets the page, which the layer sends when the request can
+still be answered, or else the upstream request is aborted (mitmproxy cannot
+kill a flow in transit: without that the origin would receive a clean end of a
+truncated body). A buffered body over
 the limit (chunked, with no streaming configured) gets a 413 page.
 
 A blocked WebSocket client message is dropped, and both ends are sent a close

@@ -3,9 +3,12 @@
     StreamedBody(facts, engine, limits, outcome, hold=…)   the `flow.request.stream` callable
 
 mitmproxy calls it with each chunk of the body as it arrives and once with
-b"" at the end; what it returns goes upstream. The request headers are
-upstream already, so a block can only kill the flow (the caller, through
-`outcome.stop`, records one event and cuts the upstream connection).
+b"" at the end; what it returns goes upstream. The caller (through
+`outcome.stop`) records one event and acts on a block: with
+`proxy.held_stream` driving the layer, the request head is not upstream before
+the first bytes returned here, and a block is answered with the block page
+where the client's request can still be answered; otherwise the flow is killed
+and the upstream connection cut.
 
 Phases:
 
