@@ -30,6 +30,7 @@ from audit.chain import CHAIN_FIELDS, checkpoint, iso, key_id, link, resume
 from audit.store import Hold, StoreError
 
 BUSY_TIMEOUT_MS = 10_000
+SWEEP_EVERY = 3600.0  # seconds of event time between sweeps of counter rows out of every window
 PAGE = 500  # events read per query, so a long walk never holds a read snapshot for long
 
 SCHEMA = """
@@ -65,6 +66,9 @@ class SQLiteStore:
             with self._write() as db:
                 _create(db)
                 self._check_key(db)
+                row = db.execute("SELECT value FROM meta WHERE name = 'longest_window'").fetchone()
+            self._longest = float(row[0]) if row else 0.0
+            self._swept = float("-inf")
         except sqlite3.Error as err:
             raise StoreError(f"audit store {self.path}: {err}") from err
 
@@ -171,6 +175,7 @@ class SQLiteStore:
 
     def add(self, key: str, now: float, window: float, amount: float = 1.0) -> float:
         with self._write() as db:
+            self._sweep(db, now, window)
             db.execute("DELETE FROM adds WHERE key = ? AND t <= ?", (key, now - window))
             db.execute("INSERT INTO adds VALUES (?, ?, ?)", (key, now, amount))
             (total,) = db.execute("SELECT SUM(amount) FROM adds WHERE key = ?", (key,)).fetchone()
@@ -178,6 +183,7 @@ class SQLiteStore:
 
     def distinct(self, key: str, member: str, now: float, window: float) -> int:
         with self._write() as db:
+            self._sweep(db, now, window)
             db.execute("DELETE FROM distinct_members WHERE key = ? AND t <= ?", (key, now - window))
             db.execute(
                 "INSERT OR REPLACE INTO distinct_members VALUES (?, ?, ?)", (key, member, now)
@@ -186,6 +192,22 @@ class SQLiteStore:
                 "SELECT COUNT(*) FROM distinct_members WHERE key = ?", (key,)
             ).fetchone()
         return count
+
+    def _sweep(self, db: sqlite3.Connection, now: float, window: float) -> None:
+        """Counter rows older than the longest window any counter has used go, whatever
+        their key. Each add prunes its own key only, and a key nobody adds to again (one
+        day's total, a source address, a departed user) would keep its rows for ever; so a
+        row lives at most the longest window. That window is kept in meta, so a restart
+        does not shorten it."""
+        if window > self._longest:
+            self._longest = window
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('longest_window', ?)", (repr(window),))
+        if now - self._swept < SWEEP_EVERY:
+            return
+        self._swept = now
+        cutoff = now - self._longest
+        db.execute("DELETE FROM adds WHERE t <= ?", (cutoff,))
+        db.execute("DELETE FROM distinct_members WHERE t <= ?", (cutoff,))
 
     def first_seen(self, key: str, member: str) -> bool:
         with self._write() as db:
