@@ -123,7 +123,7 @@ def _state_held_request_body(self: HttpStream, event) -> layer.CommandGenerator[
 def _state_stream_request_body(self: HttpStream, event) -> layer.CommandGenerator[None]:
     """mitmproxy's state, unless the flow is judged: then a block aborts the upstream request
     and, at the body's end, answers with the page."""
-    if not self.flow.metadata.get(JUDGED):
+    if not driven(self.flow):
         return (yield from _original_stream_body(self, event))
     if isinstance(event, RequestTrailers):
         self.flow.request.trailers = event.trailers
@@ -136,8 +136,11 @@ def _state_stream_request_body(self: HttpStream, event) -> layer.CommandGenerato
         )
         if end:
             # The origin's closed connection still reaches this stream (as a 502 for the
-            # client): the client's connection ends with the page, so that cannot follow it.
-            self.flow.response.headers["connection"] = "close"
+            # client): an HTTP/1 client's connection ends with the page, so that cannot
+            # follow it. (HTTP/2 forbids the header; a late error for an ended stream is
+            # not sent there.)
+            if not (self.flow.request.is_http2 or self.flow.request.is_http3):
+                self.flow.response.headers["connection"] = "close"
             yield from _answer(self)
         else:
             self.flow.response = None  # the closed upstream connection answers the client
