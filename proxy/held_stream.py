@@ -179,12 +179,9 @@ def _send(self: HttpStream, chunks: list[bytes]) -> layer.CommandGenerator[None]
 def _send_whole(self: HttpStream, chunks: list[bytes]) -> layer.CommandGenerator[None]:
     """The body ended before any of it was released: sent as a buffered request is."""
     content = b"".join(chunks)
-    self.flow.request.timestamp_end = time.time()
     if self.context.options.store_streamed_bodies:
         self.flow.request.data.content = content
-    self.client_state = self.state_done
-    yield HttpRequestHook(self.flow)
-    if (yield from self.check_killed(True)):
+    if not (yield from _request_ended(self)):
         return
     if self.flow.response:  # set by another addon's request hook
         yield from _respond(self)
@@ -205,12 +202,17 @@ def _send_whole(self: HttpStream, chunks: list[bytes]) -> layer.CommandGenerator
 
 def _answer(self: HttpStream) -> layer.CommandGenerator[None]:
     """The client has sent its whole request: the response the addon set goes back."""
+    if (yield from _request_ended(self)):
+        yield from _respond(self)
+
+
+def _request_ended(self: HttpStream) -> layer.CommandGenerator[bool]:
+    """The client's request is whole: timestamped and the request hook run, as mitmproxy
+    does for a buffered body. False if the flow was killed meanwhile (the client is told)."""
     self.flow.request.timestamp_end = time.time()
     self.client_state = self.state_done
     yield HttpRequestHook(self.flow)
-    if (yield from self.check_killed(True)):
-        return
-    yield from _respond(self)
+    return not (yield from self.check_killed(True))
 
 
 def _respond(self: HttpStream) -> layer.CommandGenerator[None]:
