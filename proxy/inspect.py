@@ -67,6 +67,7 @@ from proxy.request_content import (
     InspectionError,
     body_parts,
     decoded_body,
+    hidden_parts,
     joined_fields,
     upload_filename,
     url_parts,
@@ -75,6 +76,7 @@ from proxy.services import Services
 from proxy.streaming import BodyFacts, StreamedBody, kept_for
 from rules.engine import Engine
 from rules.extract import extract
+from rules.extract.compress import Decoded
 from rules.extract.limits import size_text
 from rules.findings import Finding, Part, Problem
 from rules.policy import Action, Context, Policy, Verdict, evaluate
@@ -273,21 +275,22 @@ class Inspect:
         limits = self.services.limits
         try:
             engine = self.services.engine(policy)
-            decoded = decoded_body(raw, request.headers, limits) if raw else b""
+            body = decoded_body(raw, request.headers, limits) if raw else Decoded(b"")
+            decoded, aside = body.content, hidden_parts(body.hidden, limits)
             host, path = request.pretty_host, request.path
-            if not decoded and self._repeats.url_is_clean(policy, host, path):
+            if not raw and self._repeats.url_is_clean(policy, host, path):
                 findings: tuple[Finding, ...] = ()
             else:
-                parts = url_parts(host, path, limits)
+                parts = url_parts(host, path, limits) + aside
                 if decoded:
                     parts += body_parts(decoded, _identity(request.headers), limits)
                 findings = scan(engine, parts)
-                if not decoded and not findings:
+                if not raw and not findings:
                     self._repeats.remember_clean_url(policy, host, path)
             verdict = self._unless_held(self._evaluate(policy, findings, context), context)
             if verdict.action is not Action.MASK:
                 return Decision(verdict, context, findings)
-            return self._masked(engine, request, decoded, verdict, context, findings)
+            return self._masked(engine, request, decoded, aside, verdict, context, findings)
         except InspectionError as err:
             return _failed(context, err.reason)
         except Exception as err:  # fail closed; the log names the error type, not content
@@ -310,11 +313,13 @@ class Inspect:
         engine: Engine,
         request: http.Request,
         decoded: bytes,
+        aside: list[Part | Problem],
         verdict: Verdict,
         context: Context,
         findings: tuple[Finding, ...],
     ) -> Decision:
-        """Rewrite URL and body; if a value to mask survives anywhere, block instead."""
+        """Rewrite URL and body; if a value to mask survives anywhere, block instead.
+        `aside` (what the Content-Encoding carries beside the body) is never rewritten."""
         wanted = {(f.detector, f.value_hash) for f in verdict.mask}
 
         def find(text: str) -> list[Finding]:
@@ -328,13 +333,13 @@ class Inspect:
                 raise CannotMask("a value in the URL path cannot be masked")
             new_path = path + ("?" + mask_query(query, find) if query else "")
             body = mask_body(decoded, ctype, find) if decoded else decoded
-            parts = url_parts(request.pretty_host, new_path, limits)
+            parts = url_parts(request.pretty_host, new_path, limits) + aside
             if body:
                 parts += body_parts(body, _identity(request.headers), limits)
             if any((f.detector, f.value_hash) in wanted for f in scan(engine, parts)):
                 raise CannotMask(
-                    "a value to mask is in content that cannot be rewritten "
-                    "(a binary or compressed file, or split across fields)"
+                    "a value to mask is in content that cannot be rewritten (a binary or "
+                    "compressed file, a compression header, or split across fields)"
                 )
         except CannotMask as err:
             blocked = replace(

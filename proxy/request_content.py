@@ -17,6 +17,8 @@ from urllib.parse import unquote
 from mitmproxy import http
 
 from rules.extract import ExtractionError, Limits, decode_content_encoding, extract
+from rules.extract.compress import Decoded
+from rules.extract.framing import Hidden
 from rules.extract.item import SEPARATOR
 from rules.findings import Part, Problem
 
@@ -67,22 +69,32 @@ def url_parts(host: str, path: str, limits: Limits) -> list[Part | Problem]:
 
 
 def body_parts(raw: bytes, headers: http.Headers, limits: Limits) -> list[Part | Problem]:
-    return list(
-        extract(
-            decoded_body(raw, headers, limits),
-            name=upload_filename(headers),
-            content_type=headers.get("content-type", ""),
-            location=BODY,
-            limits=limits,
-        )
+    decoded = decoded_body(raw, headers, limits)
+    parts = extract(
+        decoded.content,
+        name=upload_filename(headers),
+        content_type=headers.get("content-type", ""),
+        location=BODY,
+        limits=limits,
     )
+    return [*parts, *hidden_parts(decoded.hidden, limits)]
 
 
-def decoded_body(raw: bytes, headers: http.Headers, limits: Limits) -> bytes:
+def hidden_parts(hidden: tuple[Hidden, ...], limits: Limits) -> list[Part | Problem]:
+    """What the Content-Encoding carried beside the body (a gzip file name or comment, a
+    zstd skippable frame): the origin receives it too."""
+    return [
+        part
+        for h in hidden
+        for part in extract(h.data, location=f"{BODY}{SEPARATOR}{h.place}", limits=limits)
+    ]
+
+
+def decoded_body(raw: bytes, headers: http.Headers, limits: Limits) -> Decoded:
     """The body with its Content-Encoding undone; InspectionError if that fails."""
     encoding = headers.get("content-encoding", "").strip()
     if not encoding or encoding.lower() == "identity":
-        return raw
+        return Decoded(raw)
     try:
         return decode_content_encoding(raw, encoding, limits)
     except ExtractionError as err:

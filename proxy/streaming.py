@@ -82,6 +82,7 @@ from typing import IO, Protocol
 from rules.engine import Engine
 from rules.extract import extract
 from rules.extract.charset import choose_codec
+from rules.extract.framing import Hidden
 from rules.extract.item import SEPARATOR
 from rules.extract.limits import ExtractionError, Limits, size_text
 from rules.extract.sniff import (
@@ -270,7 +271,7 @@ class StreamedBody:
     def _start(self) -> None:
         """Leave the hold phase: decode what is held, then whatever comes."""
         self.phase = self.SNIFF
-        self._decoder = ContentDecoder(self.facts.encoding, self._limits)
+        self._decoder = ContentDecoder(self.facts.encoding, self._limits, aside=self._aside)
         for piece in self._raw.pieces():
             self._feed(piece)
             if self.phase == self.CONTAINER:
@@ -420,6 +421,14 @@ class StreamedBody:
         )  # fmt: skip
         self._found.add(self._engine.scan_parts(parts))
         self._mark(self._last_wait)  # judged with the next evaluation, before any release
+
+    def _aside(self, hidden: Hidden) -> None:
+        """What the Content-Encoding carries beside the body (a gzip header's name or
+        comment, a zstd skippable frame): found before the bytes that hold it are fed
+        on, so judged before they can be released."""
+        location = f"{BODY}{SEPARATOR}{hidden.place}"
+        parts = extract(hidden.data, location=location, limits=self._limits)
+        self._found.add(self._engine.scan_parts(parts))
 
     # -- judging and releasing -------------------------------------------------------------
 

@@ -39,6 +39,14 @@ import brotli
 import zstandard
 
 from rules.engine import CONTEXT_BEFORE, Engine
+from rules.extract.framing import (
+    MAX_GZIP_HEADER,
+    MAX_STREAMED_SKIPPABLE,
+    ZSTD_SKIPPABLE,
+    FramingError,
+    Hidden,
+    gzip_header,
+)
 from rules.extract.limits import ExtractionError, Limits, size_text
 from rules.findings import Finding
 from rules.normalize import CHAR_TABLE, CN_DIGITS
@@ -57,6 +65,7 @@ _SOFT = (
 )
 
 Emit = Callable[[bytes], None]
+Aside = Callable[[Hidden], None]
 
 
 class TextStream:
@@ -170,12 +179,14 @@ def _shift(f: Finding, by: int) -> Finding:
 
 
 class _Zlib:
-    """gzip (members, then only zero padding) or deflate (zlib-wrapped or raw, one stream)."""
+    """gzip (members, then only zero padding) or deflate (zlib-wrapped or raw, one stream).
+    A gzip member's header is held until whole, so its fields go `aside` to be judged
+    before any of it is released (hence the larger `pending`)."""
 
-    pending = 1024  # a Huffman code and its extra bits; generous
-
-    def __init__(self, gzip: bool) -> None:
+    def __init__(self, gzip: bool, aside: Aside) -> None:
+        self.pending = 1024 + (MAX_GZIP_HEADER if gzip else 0)  # a Huffman code: generous
         self._gzip = gzip
+        self._aside = aside
         self._d: zlib._Decompress | None = None  # type: ignore[name-defined]
         self._head = b""  # deflate: the first two bytes tell zlib from raw
         self._members = 0
@@ -199,10 +210,17 @@ class _Zlib:
                     self._d = zlib.decompressobj(
                         zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS
                     )
-                elif self._members and data[0] == 0:
+                elif self._members and not self._head and data[0] == 0:
                     self._padding = True
                     continue
                 else:
+                    self._head += data
+                    header = gzip_header(self._head)
+                    if header is None:
+                        return
+                    for hidden in header[1]:
+                        self._aside(hidden)
+                    data, self._head = self._head, b""
                     self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
             d = self._d
             emit(d.decompress(data, CHUNK))
@@ -256,14 +274,15 @@ class _Zstd:
     """Frames one after another; output in pieces through a writer, the framing walked
     alongside (the decoder says nothing about a truncated frame)."""
 
-    pending = 128 * 1024 + 1024  # a block is decoded once it is whole
+    # a block is decoded once it is whole; a skippable frame is judged once it is whole
+    pending = max(128 * 1024, MAX_STREAMED_SKIPPABLE) + 1024
 
-    def __init__(self) -> None:
+    def __init__(self, aside: Aside) -> None:
         self._sink = _ZstdSink()
         self._writer = zstandard.ZstdDecompressor(max_window_size=2**27).stream_writer(
             self._sink, write_size=CHUNK
         )
-        self._frames = _ZstdFrames()
+        self._frames = _ZstdFrames(aside)
 
     def feed(self, data: bytes, emit: Emit) -> None:
         self._frames.feed(data)
@@ -276,9 +295,12 @@ class _Zstd:
 
 
 class _ZstdFrames:
-    """Where zstd frames and blocks end, as bytes arrive (headers only, no decoding)."""
+    """Where zstd frames and blocks end, as bytes arrive (headers only, no decoding);
+    a skippable frame's content, which the decoder skips, is collected and put `aside`."""
 
-    def __init__(self) -> None:
+    def __init__(self, aside: Aside) -> None:
+        self._aside = aside
+        self._skippable: bytearray | None = None  # the content of the skippable frame we are in
         self._buf = b""
         self._skip = 0
         self._in_frame = False  # inside a frame: blocks follow
@@ -292,24 +314,30 @@ class _ZstdFrames:
     def feed(self, data: bytes) -> None:
         if self._skip:
             n = min(self._skip, len(data))
-            self._skip -= n
+            self._skipped(data[:n])
             data = data[n:]
         buf = self._buf + data
         pos = 0
         while pos < len(buf):
             if self._skip:
                 n = min(self._skip, len(buf) - pos)
-                self._skip -= n
+                self._skipped(buf[pos : pos + n])
                 pos += n
                 continue
             if not self._in_frame:
                 if len(buf) - pos < 8:
                     break
                 magic = int.from_bytes(buf[pos : pos + 4], "little")
-                if 0x184D2A50 <= magic <= 0x184D2A5F:  # skippable frame
+                if magic in ZSTD_SKIPPABLE:
                     self._skip = int.from_bytes(buf[pos + 4 : pos + 8], "little")
+                    if self._skip > MAX_STREAMED_SKIPPABLE:
+                        raise FramingError(
+                            f"zstd skippable frame over {MAX_STREAMED_SKIPPABLE // 1024} KiB"
+                        )
+                    self._skippable = bytearray()
                     pos += 8
                     self.frames += 1
+                    self._skipped(b"")
                     continue
                 if magic != 0xFD2FB528:
                     raise zstandard.ZstdError("not a zstd frame")
@@ -335,12 +363,23 @@ class _ZstdFrames:
                 self.frames += 1
         self._buf = buf[pos:]
 
+    def _skipped(self, data: bytes) -> None:
+        """Bytes the framing skips: kept while in a skippable frame, put aside at its end."""
+        self._skip -= len(data)
+        if self._skippable is None:
+            return
+        self._skippable += data
+        if not self._skip:
+            if self._skippable:
+                self._aside(Hidden("zstd skippable frame", bytes(self._skippable)))
+            self._skippable = None
 
-_CODECS: dict[str, Callable[[], _Zlib | _Brotli | _Zstd]] = {
-    "gzip": lambda: _Zlib(gzip=True),
-    "x-gzip": lambda: _Zlib(gzip=True),
-    "deflate": lambda: _Zlib(gzip=False),
-    "br": _Brotli,
+
+_CODECS: dict[str, Callable[[Aside], _Zlib | _Brotli | _Zstd]] = {
+    "gzip": lambda aside: _Zlib(True, aside),
+    "x-gzip": lambda aside: _Zlib(True, aside),
+    "deflate": lambda aside: _Zlib(False, aside),
+    "br": lambda _aside: _Brotli(),
     "zstd": _Zstd,
 }
 _ERRORS = (zlib.error, brotli.error, zstandard.ZstdError, OSError)
@@ -349,14 +388,22 @@ _ERRORS = (zlib.error, brotli.error, zstandard.ZstdError, OSError)
 class ContentDecoder:
     """Undo an HTTP Content-Encoding as the body arrives; ExtractionError when it cannot."""
 
-    def __init__(self, encoding: str, limits: Limits = Limits()) -> None:  # noqa: B008 - frozen
+    def __init__(
+        self,
+        encoding: str,
+        limits: Limits = Limits(),  # noqa: B008 - frozen
+        aside: Aside = lambda _hidden: None,
+    ) -> None:
+        """`aside` is handed what a stage skips (gzip header fields, zstd skippable
+        frames) before any of its bytes count as consumed for release."""
         codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
         codings = [c for c in codings if c != "identity"]
         for coding in codings:
             if coding not in _CODECS:
                 raise ExtractionError(f"unsupported content encoding {coding[:40]!r}")
         self.name = ", ".join(codings) or "identity"
-        self._stages = [_CODECS[c]() for c in reversed(codings)]  # the last listed was applied last
+        # the last coding listed was applied last
+        self._stages = [_CODECS[c](aside) for c in reversed(codings)]
         self._limits = limits
         self.pending = sum(s.pending for s in self._stages)
         self.consumed = 0  # input bytes
@@ -383,6 +430,8 @@ class ContentDecoder:
             yield
         except EOFError:
             raise ExtractionError(f"the {self.name} body is truncated") from None
+        except FramingError as err:  # names the framing, never the content
+            raise ExtractionError(f"the {self.name} body is corrupt ({err})") from None
         except _ERRORS as err:
             raise ExtractionError(
                 f"the {self.name} body is corrupt ({type(err).__name__})"

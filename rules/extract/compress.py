@@ -2,6 +2,9 @@
 
 Output is produced in chunks into a `Sink`, which stops at the member size,
 ratio and total limits, so a bomb costs at most one chunk beyond the limit.
+What the decoders skip (gzip header fields, zstd skippable frames) comes back
+beside the content, to be scanned too (`framing`); bytes after the end of a
+stream that allows none are an error, not ignored.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import brotli
 import zstandard
 
+from .framing import ZSTD_SKIPPABLE, FramingError, Hidden, gzip_header
 from .limits import Budget, ExtractionError, Limits, Sink
 
 CHUNK = 256 * 1024
@@ -27,10 +32,22 @@ GZIP, DEFLATE, BROTLI, ZSTD, BZIP2, XZ = "gzip", "deflate", "br", "zstd", "bzip2
 _ALIASES = {"x-gzip": GZIP, "gzip": GZIP, "deflate": DEFLATE, "br": BROTLI, "zstd": ZSTD}
 
 
-def _zlib(data: bytes, sink: Sink, wbits: int) -> None:
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    content: bytes
+    hidden: tuple[Hidden, ...] = ()  # bytes the decoder skipped, to be scanned as well
+
+
+def _zlib(data: bytes, sink: Sink, hidden: list[Hidden], wbits: int) -> None:
     """zlib-family (gzip, zlib, raw deflate); gzip may hold several members."""
+    gzip = wbits > 15
     rest = data
     while rest:
+        if gzip:
+            header = gzip_header(rest)
+            if header is None:
+                raise EOFError("truncated")
+            hidden += header[1]
         d = zlib.decompressobj(wbits)
         pending = rest
         while pending:
@@ -43,25 +60,27 @@ def _zlib(data: bytes, sink: Sink, wbits: int) -> None:
             sink.write(out)
         if not d.eof:
             raise EOFError("truncated")
+        rest = d.unused_data
+        if not gzip and rest:  # the receiver may read on: as the streamed path, refused
+            raise FramingError("data after the end of the deflate stream")
         # Only gzip allows concatenated members; trailing zero padding is common.
-        rest = d.unused_data if wbits > 15 else b""
         if not rest.strip(b"\x00"):
             return
 
 
-def _gzip(data: bytes, sink: Sink) -> None:
-    _zlib(data, sink, 16 + zlib.MAX_WBITS)
+def _gzip(data: bytes, sink: Sink, hidden: list[Hidden]) -> None:
+    _zlib(data, sink, hidden, 16 + zlib.MAX_WBITS)
 
 
-def _deflate(data: bytes, sink: Sink) -> None:
+def _deflate(data: bytes, sink: Sink, hidden: list[Hidden]) -> None:
     """HTTP 'deflate' should be zlib-wrapped, but many servers send raw deflate."""
     if len(data) >= 2 and (data[0] & 0x0F) == 8 and ((data[0] << 8) | data[1]) % 31 == 0:
-        _zlib(data, sink, zlib.MAX_WBITS)
+        _zlib(data, sink, hidden, zlib.MAX_WBITS)
     else:
-        _zlib(data, sink, -zlib.MAX_WBITS)
+        _zlib(data, sink, hidden, -zlib.MAX_WBITS)
 
 
-def _brotli(data: bytes, sink: Sink) -> None:
+def _brotli(data: bytes, sink: Sink, hidden: list[Hidden]) -> None:
     d = brotli.Decompressor()
     for i in range(0, max(len(data), 1), CHUNK):
         sink.write(d.process(data[i : i + CHUNK], output_buffer_limit=CHUNK))
@@ -71,14 +90,20 @@ def _brotli(data: bytes, sink: Sink) -> None:
         raise EOFError("truncated")
 
 
-def _zstd_frames_end(data: bytes) -> bool:
+def _zstd_frames_end(data: bytes, hidden: list[Hidden]) -> bool:
     """Whether `data` is whole zstd frames: the stream reader bounds the output but
-    returns quietly at a truncated frame, so the framing is walked here."""
+    returns quietly at a truncated frame, so the framing is walked here (and the
+    skippable frames' content, which it skips, kept in `hidden`)."""
     pos = 0
     while pos < len(data):
         magic = int.from_bytes(data[pos : pos + 4], "little")
-        if 0x184D2A50 <= magic <= 0x184D2A5F:  # skippable frame
-            pos += 8 + int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if magic in ZSTD_SKIPPABLE:
+            end = pos + 8 + int.from_bytes(data[pos + 4 : pos + 8], "little")
+            if end > len(data):
+                return False
+            if end > pos + 8:
+                hidden.append(Hidden("zstd skippable frame", data[pos + 8 : end]))
+            pos = end
             continue
         if magic != 0xFD2FB528 or pos + 5 > len(data):
             return False
@@ -97,8 +122,8 @@ def _zstd_frames_end(data: bytes) -> bool:
     return pos == len(data)
 
 
-def _zstd(data: bytes, sink: Sink) -> None:
-    if not _zstd_frames_end(data):
+def _zstd(data: bytes, sink: Sink, hidden: list[Hidden]) -> None:
+    if not _zstd_frames_end(data, hidden):
         raise EOFError("truncated zstd frame")
     dctx = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
     with dctx.stream_reader(io.BytesIO(data), read_across_frames=True) as reader:
@@ -109,7 +134,7 @@ def _zstd(data: bytes, sink: Sink) -> None:
 def _stdlib(make: Callable[[], bz2.BZ2Decompressor | lzma.LZMADecompressor]):
     """bzip2 and xz, whose decompressors share one interface; streams may be concatenated."""
 
-    def run(data: bytes, sink: Sink) -> None:
+    def run(data: bytes, sink: Sink, hidden: list[Hidden]) -> None:
         rest = data
         while rest:
             d = make()
@@ -136,36 +161,43 @@ _DECODERS = {
 _ERRORS = (zlib.error, brotli.error, zstandard.ZstdError, OSError, EOFError, lzma.LZMAError)
 
 
-def decompress(data: bytes, method: str, what: str, budget: Budget) -> bytes:
+def decompress(data: bytes, method: str, what: str, budget: Budget) -> Decoded:
     """Decompress one stream within the limits, or raise ExtractionError."""
     budget.check()
     sink = Sink(what, len(data), budget)
+    hidden: list[Hidden] = []
     try:
-        _DECODERS[method](data, sink)
+        _DECODERS[method](data, sink, hidden)
     except EOFError:
         raise ExtractionError(f"{what} is truncated ({method})") from None
+    except FramingError as exc:  # its message names the framing, never the content
+        raise ExtractionError(f"{what} is corrupt ({method}: {exc})") from None
     except _ERRORS as exc:
         raise ExtractionError(f"{what} is corrupt ({method}: {type(exc).__name__})") from None
-    return sink.value()
+    return Decoded(sink.value(), tuple(hidden))
 
 
 def decode_content_encoding(
     data: bytes,
     encoding: str,
     limits: Limits = Limits(),  # noqa: B008 - frozen
-) -> bytes:
+) -> Decoded:
     """Undo an HTTP Content-Encoding (gzip, x-gzip, deflate, br, zstd, identity, or a
-    chain such as "gzip, br", applied in that order), bounded by `limits`.
+    chain such as "gzip, br", applied in that order), bounded by `limits`: the body,
+    and what every stage skipped.
 
     Raises ExtractionError when a stream is corrupt or over a limit.
     """
     budget = Budget(limits)
     codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    hidden: list[Hidden] = []
     for coding in reversed(codings):  # the last coding listed was applied last
         if coding == "identity":
             continue
         method = _ALIASES.get(coding)
         if method is None:
             raise ExtractionError(f"unsupported content encoding {coding[:40]!r}")
-        data = decompress(data, method, f"{coding} body", budget)
-    return data
+        decoded = decompress(data, method, f"{coding} body", budget)
+        data = decoded.content
+        hidden += decoded.hidden
+    return Decoded(data, tuple(hidden))

@@ -1,7 +1,9 @@
 """A file that is one compressed stream (.gz, .bz2, .xz, .zst, .br): its content, extracted in turn.
 
 The content keeps the stream's location: "records.txt.gz" holds one thing,
-and naming it twice would only lengthen the path.
+and naming it twice would only lengthen the path. What the decoder skips (a
+gzip file name or comment, a zstd skippable frame) is extracted too, at
+"records.txt.gz › gzip comment".
 """
 
 from __future__ import annotations
@@ -33,5 +35,7 @@ def inner_name(name: str) -> str:
 def extract_stream(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]:
     method = sniff.sniff(data, item.name, item.content_type)
     label = f"compressed stream {item.name}".rstrip()
-    content = decompress(data, method, label, walk.budget)
-    yield from walk.nested(item, content, inner_name(item.name), location=item.location)
+    decoded = decompress(data, method, label, walk.budget)
+    yield from walk.nested(item, decoded.content, inner_name(item.name), location=item.location)
+    for hidden in decoded.hidden:
+        yield from walk.nested(item, hidden.data, "", location=item.at(hidden.place))

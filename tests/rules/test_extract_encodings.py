@@ -46,7 +46,7 @@ def raw_deflate(data: bytes) -> bytes:
     ],
 )
 def test_decode_content_encoding(encoding: str, encoded: bytes) -> None:
-    assert decode_content_encoding(encoded, encoding) == BODY
+    assert decode_content_encoding(encoded, encoding).content == BODY
 
 
 @pytest.mark.parametrize(
