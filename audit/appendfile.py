@@ -6,7 +6,9 @@
     out.close()
 
 The lock keeps a write from meeting a reopen's or close's os.close (a write on a closed,
-or worse reused, descriptor); it is held for one small write.
+or worse reused, descriptor); it is held for one small write. A line cut short by a
+crash (power lost mid-write, a full disk) is ended when the file is opened, so the
+next line does not run on from it and both stay readable apart.
 """
 
 from __future__ import annotations
@@ -24,13 +26,21 @@ class AppendFile:
         self._fd: int | None = self._open()
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                write_all(fd, b"\n")
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
 
     def write(self, line: bytes) -> None:
         with self._lock:
             if self._fd is None:
                 raise OSError(f"{self.path} is closed")
-            os.write(self._fd, line)
+            write_all(self._fd, line)
 
     def reopen(self) -> None:
         """Open the file by its name again; raises OSError (the old file stays in use)."""
@@ -45,3 +55,10 @@ class AppendFile:
             fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until all of `data` is written: a nearly full disk writes part of it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -213,9 +213,9 @@ def record_now(store: AuditStore, mirror: str | os.PathLike | None, event: Event
     """For admin commands (one event, no writer thread): mirror its line, append it."""
     data = _as_dict(event)
     if mirror is not None and Path(mirror).parent.is_dir():
-        fd = os.open(mirror, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        out = AppendFile(mirror)
         try:
-            os.write(fd, json.dumps(data, ensure_ascii=False).encode() + b"\n")
+            out.write(json.dumps(data, ensure_ascii=False).encode() + b"\n")
         finally:
-            os.close(fd)
+            out.close()
     return store.append(data)

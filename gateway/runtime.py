@@ -28,6 +28,7 @@ from typing import TextIO
 from cryptography import x509
 
 from audit.alerts import Alerts, open_alerts
+from audit.catch_up import catch_up, recovered_event
 from audit.events import EVENT_FIELDS, Event
 from audit.log import AuditLog
 from audit.logins import LoginWatcher
@@ -224,7 +225,10 @@ class Gateway:
                     ca = find_ca(self.state_dir)
             write_mitmproxy_confdir(self.state_dir, self.state_dir / CONFDIR)
             self.store = open_store(self.config, self.state_dir)
+            recovered = catch_up(self.store, self.state_dir / EVENTS_FILE)
             self.events = AuditLog(self.store, self.state_dir / EVENTS_FILE)
+            if recovered:
+                self.events.record(recovered_event(recovered))
         except (OSError, ValueError) as err:
             raise StartupError(f"state directory {self.state_dir}: {err}") from err
         except StoreError as err:
