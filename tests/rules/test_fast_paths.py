@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules.custom import KeywordDetector, KeywordSearch, _lower_keeping_offsets
 from rules.engine import Engine, _byte_to_char, _Disguises
-from rules.normalize import DECODING_LAYERS, _js_bulk, normalise
+from rules.normalize import ALL_LAYERS, DECODING_LAYERS, _js_bulk, normalise
 from rules.textmap import substitute, substitute_blocks
 from tests.rules import strategies as s
 
@@ -267,3 +268,13 @@ def test_a_mail_reads_the_same_through_the_single_part_path(head, body, eols):
     for f, s_ in zip(fast_parts, slow_parts, strict=True):
         if not f.is_multipart():
             assert f.get_payload(decode=True) == s_.get_payload(decode=True)
+
+
+@pytest.mark.parametrize("escape", ["\\n", "\\/", '\\"', "\\u0034"])
+def test_an_escape_ending_a_short_input_is_seen_by_the_layer_pass(escape):
+    """Hyperscan 5.4 missed the JSON layer's own pattern there (17-34 byte inputs)."""
+    json_layer = next(i for i, layer in enumerate(ALL_LAYERS) if "JSON" in layer.name)
+    for size in range(48):
+        text = "a" * size + escape
+        located = _Disguises(HYPERSCAN._layers, text, text.encode())
+        assert json_layer in located.needed(text), size
