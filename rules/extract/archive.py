@@ -13,7 +13,7 @@ from . import ooxml
 from .charset import decode_name
 from .limits import ExtractionError, size_text
 from .names import names_part
-from .zipfiles import is_encrypted, member_name, open_zip, walk_member
+from .zipfiles import comments_part, is_encrypted, member_name, open_zip, walk_member
 
 if TYPE_CHECKING:
     from .item import Item
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 def extract_zip(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]:
     with open_zip(data, walk.budget) as zf:
         infos = zf.infolist()
+        if comments := comments_part(zf, item):  # an Office document's too: it is a zip
+            yield comments
         kind = ooxml.document_kind(zf)
         if kind and not any(is_encrypted(info) for info in infos):
             yield from ooxml.extract_document(zf, kind, item, walk)

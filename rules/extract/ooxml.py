@@ -1,4 +1,5 @@
-"""Office Open XML documents (docx, pptx; xlsx goes to `spreadsheet`) and their embedded files.
+"""Office Open XML documents (docx, pptx; xlsx goes to `spreadsheet`), their
+properties and their embedded files.
 
 Text of all runs in a paragraph is joined WITHOUT separators: Word splits a
 value over runs wherever formatting or proofing marks change, and an ID must
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING
 from rules.findings import UNINSPECTABLE, Part, Problem
 
 from . import spreadsheet
+from .item import join_location
 from .limits import BudgetExhausted, ExtractionError
+from .names import names_part
 from .xmlstream import parse_xml
 from .zipfiles import SizedZipFile, is_encrypted, read_member, walk_member
 
@@ -32,6 +35,8 @@ _MAIN_PARTS = (
 _WORD_PART = re.compile(r"word/(document|header|footer|footnotes|endnotes|comments)(\d*)\.xml")
 _WORD_ORDER = ("document", "header", "footer", "footnotes", "endnotes", "comments")
 _SLIDE_PART = re.compile(r"ppt/(slides/slide|notesSlides/notesSlide)(\d+)\.xml")
+# Title, author, company, custom fields…: shown only in a properties dialog.
+_PROPERTY_PARTS = ("docProps/core.xml", "docProps/app.xml", "docProps/custom.xml")
 _EMBEDDED = re.compile(r"(?:word|xl|ppt)/embeddings/[^/]+")
 
 
@@ -116,7 +121,67 @@ def extract_document(
                 continue
             if text.strip():
                 yield Part(item.at(label), text)
+    yield from _properties(zf, names, item, walk)
     yield from _embedded(zf, names, item, walk)
+
+
+class PropertyText:
+    """(label, value) of each property: a child of the root element, labelled by its
+    `name` attribute (custom properties) or else its element name."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[str, str]] = []
+        self._depth = 0
+        self._label = ""
+        self._named = False
+        self._pieces: list[str] = []
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        self._depth += 1
+        if self._depth == 2:
+            self._label = attrs.get("name") or name
+            self._named = "name" in attrs
+            self._pieces = []
+        elif self._depth > 2:  # vector items (titles of parts, keywords) apart
+            self._pieces.append("\n")
+
+    def end(self, name: str) -> None:
+        if self._depth == 2:
+            lines = (line.strip() for line in "".join(self._pieces).splitlines())
+            value = "\n".join(line for line in lines if line)
+            if value or self._named:  # a custom property's name is user text too
+                self.found.append((self._label, value))
+        self._depth -= 1
+
+    def text(self, chars: str) -> None:
+        if self._depth >= 2:
+            self._pieces.append(chars)
+
+
+def _properties(
+    zf: SizedZipFile, names: list[str], item: Item, walk: Walk
+) -> Iterator[Part | Problem]:
+    """One Part of "label: value" lines, a Segment per property; a missing
+    properties part is normal, a corrupt one is a Problem of its own."""
+    location = item.at("document properties")
+    found: list[tuple[str, str]] = []
+    for name in _PROPERTY_PARTS:
+        if name not in names:
+            continue
+        collector = PropertyText()
+        try:
+            what = f"document part {name}"
+            data = _read(zf, name, walk)
+            parse_xml(data, what, walk.budget, collector.start, collector.end, collector.text)
+        except BudgetExhausted:
+            raise
+        except ExtractionError as exc:
+            yield Problem(UNINSPECTABLE, item.at(name), exc.reason)
+            continue
+        found += collector.found
+    lines = [(f"{label}: {value}", join_location(location, label)) for label, value in found]
+    if part := names_part(location, lines):
+        yield part
 
 
 def _embedded(zf: SizedZipFile, names: list[str], item: Item, walk: Walk):

@@ -1,4 +1,4 @@
-"""Reading zip archives safely: entry count before parsing, member names, bounded reads."""
+"""Reading zip archives safely: entry count before parsing, names, comments, bounded reads."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rules.findings import ENCRYPTED_ARCHIVE, UNINSPECTABLE, Part, Problem
 
 from .charset import decode_name
 from .limits import Budget, BudgetExhausted, ExtractionError, Sink, size_text
+from .names import names_part
 
 if TYPE_CHECKING:
     from .item import Item
@@ -73,6 +74,24 @@ def member_name(info: zipfile.ZipInfo) -> str:
     except UnicodeEncodeError:  # decoded from a Unicode-path extra field already
         return info.filename
     return decode_name(raw).replace("\\", "/")
+
+
+def comments_part(zf: zipfile.ZipFile, item: Item) -> Part | None:
+    """The archive's comment and its members' comments, one Part with a Segment each.
+
+    File managers hide comments, so they are a way to carry data out unseen. Like
+    names, they have no declared charset: Chinese Windows tools write GBK.
+    """
+    named = [(_comment_text(zf.comment), item.at("archive comment"))]
+    named += [
+        (_comment_text(info.comment), item.at(f"{member_name(info)} (comment)"))
+        for info in zf.infolist()
+    ]
+    return names_part(item.at("comments"), named)
+
+
+def _comment_text(raw: bytes) -> str:
+    return decode_name(raw) if raw.strip(b"\x00 \t\r\n") else ""
 
 
 def is_encrypted(info: zipfile.ZipInfo) -> bool:

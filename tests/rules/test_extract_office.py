@@ -127,7 +127,8 @@ def make_xlsx() -> bytes:
 def test_xlsx_part_per_sheet_with_cell_segments() -> None:
     parts, problems = run(make_xlsx(), name="debtors.xlsx", location="attachment debtors.xlsx")
     assert problems == []
-    sheet, cards = parts
+    sheet, cards, properties = parts
+    assert properties.location == "attachment debtors.xlsx › document properties"  # openpyxl's
     assert sheet.location == "attachment debtors.xlsx › 债务人"
     lines = sheet.text.split("\n")
     assert lines[0] == "姓名\t身份证号\t手机\t金额"

@@ -42,6 +42,7 @@ def test_part_per_page() -> None:
     assert [p.location for p in parts] == [
         "attachment statement.pdf › page 1",
         "attachment statement.pdf › page 2",
+        "attachment statement.pdf › document properties",  # fpdf's Producer, CreationDate
     ]
     assert ID in parts[0].text
     assert CARD in parts[1].text
