@@ -41,13 +41,14 @@ from rules.engine import Engine
 from rules.extract import extract
 from rules.extract.charset import codec_for
 from rules.extract.limits import size_text
-from rules.extract.mime import parse_mail
+from rules.extract.mime import ADDRESS_HEADERS, parse_mail
 from rules.findings import UNINSPECTABLE, Finding, Part, Problem
 
 # Parsing and writing back: CRLF, source headers kept exactly as they came.
 MAIL_POLICY = email.policy.SMTP.clone(refold_source="none")
 
-ADDRESS_LOCATIONS = frozenset(f"mail headers › {name}" for name in ("From", "To", "Cc", "Reply-To"))
+# The message's own address fields, lower-cased (a field's location keeps its spelling).
+ADDRESS_LOCATIONS = frozenset(f"mail headers › {name}" for name in ADDRESS_HEADERS)
 
 # Defects that mean the structure we read may differ from what a mail program shows.
 _STRUCTURAL = (
@@ -234,7 +235,10 @@ def without_addressing(
         for f in findings
         if not (
             f.detector == "email"
-            and (f.location in ADDRESS_LOCATIONS or (f.value_hash and f.value_hash in own_hashes))
+            and (
+                f.location.lower() in ADDRESS_LOCATIONS
+                or (f.value_hash and f.value_hash in own_hashes)
+            )
         )
     ]
 

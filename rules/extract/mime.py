@@ -27,7 +27,26 @@ if TYPE_CHECKING:
     from .item import Item
     from .walk import Walk
 
-_HEADERS = ("Subject", "From", "To", "Cc", "Reply-To")
+_HEADERS = ("Subject", "From", "To", "Cc", "Reply-To")  # first, in this order; then the rest
+# Fields that carry the addresses a message travels between (what the relay does not
+# count as content when they are the message's own) …
+ADDRESS_HEADERS = frozenset(
+    ("from", "to", "cc", "bcc", "reply-to", "sender", "resent-from", "resent-to", "resent-cc",
+     "resent-bcc", "resent-sender", "disposition-notification-to", "return-receipt-to",
+     "errors-to", "mail-followup-to", "mail-reply-to")
+)  # fmt: skip
+# … and fields that mail software writes, not people: routing, signatures, ids, spam
+# verdicts, MIME structure (names in Content-* are scanned as file names). Their digits
+# and ids-that-look-like-addresses would be findings no person put there; every other
+# field (X-anything, Comments, Keywords, Organization, Thread-Topic …) is content.
+_MACHINE_HEADERS = frozenset(
+    ("received", "x-received", "return-path", "delivered-to", "message-id", "in-reply-to",
+     "references", "date", "mime-version", "content-type", "content-transfer-encoding",
+     "content-disposition", "content-id", "dkim-signature", "x-google-dkim-signature",
+     "domainkey-signature", "authentication-results", "received-spf", "thread-index",
+     "x-originating-ip", "list-unsubscribe", "list-id", "feedback-id")
+)  # fmt: skip
+_MACHINE_PREFIXES = ("arc-", "x-ms-", "x-microsoft-", "x-forefront-", "x-google-", "x-gm-", "x-qq-")
 _MAX_MULTIPART_NESTING = 32  # multipart in multipart; real mail uses three or four
 
 
@@ -51,19 +70,30 @@ def _header_values(msg: Message, name: str) -> list[str]:
 
 
 def _headers(msg: Message, item: Item) -> Iterator[Part]:
-    """One Part "mail headers" with a Segment per header line."""
+    """One Part "mail headers" with a Segment per header line: the usual ones first,
+    then every other field a person or their script may have written."""
     location = item.at("mail headers")
     lines: list[str] = []
     segments: list[Segment] = []
     offset = 0
-    for name in _HEADERS:
-        for value in _header_values(msg, name):
-            line = f"{name}: {' '.join(value.split())}"
-            segments.append(Segment(offset, f"{location} › {name}"))
-            lines.append(line)
-            offset += len(line) + 1
+    fields = [(name, value) for name in _HEADERS for value in _header_values(msg, name)]
+    usual = {name.lower() for name in _HEADERS}
+    fields += [
+        (name, _header_text(str(value)))
+        for name, value in msg.raw_items()
+        if (lower := name.lower()) not in usual and _is_content(lower)
+    ]
+    for name, value in fields:
+        line = f"{name}: {' '.join(value.split())}"
+        segments.append(Segment(offset, f"{location} › {name}"))
+        lines.append(line)
+        offset += len(line) + 1
     if lines:
         yield Part(location, "\n".join(lines), tuple(segments))
+
+
+def _is_content(name: str) -> bool:
+    return name not in _MACHINE_HEADERS and not name.startswith(_MACHINE_PREFIXES)
 
 
 def _filename(part: Message) -> str:
