@@ -27,7 +27,6 @@ from tests.mailrelay.test_judge_rig import (
     GMAIL,
     ID,
     LAWFIRM,
-    MAIL_POLICY,
     OTHER,
     SENDER,
     WEBMAIL,
@@ -35,7 +34,6 @@ from tests.mailrelay.test_judge_rig import (
     XLSX_CARD,
     XLSX_IDS,
     XLSX_MOBILES,
-    Shared,
     assert_nothing_raw,
     attachment,
     corpus,
@@ -47,21 +45,6 @@ from tests.mailrelay.test_judge_rig import (
 )
 
 RAW = (*XLSX_IDS, *XLSX_MOBILES, XLSX_CARD, *CSV_IDS, *CSV_MOBILES, *CSV_CARDS, ID)
-
-
-@pytest.fixture(scope="module")
-def shared() -> Shared:
-    return Shared()
-
-
-@pytest.fixture
-def rig(shared, tmp_path):
-    return shared.rig(tmp_path)
-
-
-@pytest.fixture
-def mail_rig(shared, tmp_path):
-    return shared.rig(tmp_path, MAIL_POLICY)
 
 
 # -- personal webmail ---------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from tests.mailrelay.test_judge_rig import (
     SENDER,
     WEBMAIL,
     XLSX_IDS,
-    Shared,
     assert_nothing_raw,
     corpus,
     group,
@@ -41,11 +40,6 @@ HEAD = (
     f"From: {SENDER}\r\nTo: {OTHER}, {COLLEAGUE}\r\nSubject: list\r\n"
     "Message-ID: <broken.1@firm.example>\r\nMIME-Version: 1.0\r\n"
 ).encode()
-
-
-@pytest.fixture(scope="module")
-def shared() -> Shared:
-    return Shared()
 
 
 @pytest.fixture

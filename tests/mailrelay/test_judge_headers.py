@@ -13,7 +13,6 @@ from tests.mailrelay.test_judge_rig import (
     MOBILE,
     ROOT,
     WEBMAIL,
-    Shared,
     assert_nothing_raw,
     mail,
 )
@@ -21,16 +20,6 @@ from tests.mailrelay.test_judge_rig import (
 # Headers as Gmail, Exchange Online, QQ Mail and Postfix write them (ids, verdicts,
 # signatures with digit runs in them), none written by a person.
 MACHINE_HEADERS = (ROOT / "tests" / "data" / "mail" / "machine_headers.txt").read_bytes()
-
-
-@pytest.fixture(scope="module")
-def shared() -> Shared:
-    return Shared()
-
-
-@pytest.fixture
-def rig(shared, tmp_path):
-    return shared.rig(tmp_path)
 
 
 def with_headers(raw: bytes, *lines: bytes) -> bytes:

@@ -22,7 +22,6 @@ from tests.mailrelay.test_judge_rig import (
     LAWFIRM,
     MOBILE,
     SENDER,
-    Shared,
     assert_nothing_raw,
     attachment,
     corpus,
@@ -38,16 +37,6 @@ RAW = (MOBILE, EMAIL, *CSV_MOBILES)
 CSV_TEXT = "姓名,手机,备注\r\n" + "".join(
     f"债务人{i},{m},第{i}期\r\n" for i, m in enumerate(CSV_MOBILES, 1)
 )
-
-
-@pytest.fixture(scope="module")
-def shared() -> Shared:
-    return Shared()
-
-
-@pytest.fixture
-def rig(shared, tmp_path):
-    return shared.rig(tmp_path)
 
 
 def delivered(plan) -> EmailMessage:

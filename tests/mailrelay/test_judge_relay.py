@@ -28,7 +28,6 @@ from tests.mailrelay.test_judge_rig import (
     WEBMAIL,
     XLSX,
     XLSX_IDS,
-    Shared,
     attachment,
     corpus,
     csv_attachment,
@@ -37,11 +36,6 @@ from tests.mailrelay.test_judge_rig import (
     xlsx_attachment,
 )
 from tests.support.smtp import RecordingSink, RelayThread
-
-
-@pytest.fixture(scope="module")
-def shared() -> Shared:
-    return Shared()
 
 
 @pytest.fixture

@@ -17,16 +17,11 @@ from gateway import mail_command
 from mailrelay.judge import judge
 from mailrelay.server import RelaySettings
 from mailrelay.spool import QUARANTINE, QUEUE
-from tests.mailrelay.test_judge_rig import COLLEAGUE, MAIL_POLICY, OTHER, SENDER, Shared, mail
+from tests.mailrelay.test_judge_rig import COLLEAGUE, MAIL_POLICY, OTHER, SENDER, mail
 from tests.support.smtp import RecordingSink, RelayThread
 
 AGREEMENT = mail(to=OTHER, subject="债权转让协议 草稿", text="请审阅债权转让协议。")
 HELD_RULE = "agreements-held-for-review"
-
-
-@pytest.fixture(scope="module")
-def shared() -> Shared:
-    return Shared()
 
 
 @pytest.fixture
