@@ -32,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Protocol
 
 from audit.alert import Alert
 from audit.appendfile import AppendFile
+from audit.chain import iso
 from audit.events import Event
 from audit.syslog import SyslogSink
 from audit.webhook import WebhookSink
@@ -325,7 +325,7 @@ class Alerts:
         for last, count, opened in due:
             detail = {
                 **last.detail,
-                "window_opened": _iso(opened),
+                "window_opened": iso(opened),
                 "window_seconds": self.dedup_window,
             }
             self._dispatch(replace(last, count=count, time=now, detail=detail))
@@ -343,7 +343,7 @@ class Alerts:
     def _dispatch(self, alert: Alert) -> None:
         data = alert.to_dict()
         data["time"] = data["time"] or self.clock()
-        data = {"id": os.urandom(8).hex(), "at": _iso(data["time"]), **data}
+        data = {"id": os.urandom(8).hex(), "at": iso(data["time"]), **data}
         if self._record is not None:
             try:
                 self._record(alert_record(data))
@@ -362,7 +362,3 @@ class Alerts:
             self._ticker.join(timeout)
         for worker in self._workers:
             worker.stop(timeout)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")

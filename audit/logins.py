@@ -42,10 +42,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from audit.alert import Alert, AlertSender
+from audit.chain import iso
 from audit.events import Event
 from audit.geo import Location, distance_km, open_geo
 from audit.store import AuditStore, Hold
@@ -136,7 +137,7 @@ class LoginWatcher:
             self._event(
                 "login.failure", channel, account, source_ip, zone, now,
                 action="refuse", reason=refusal.why,
-                detail=f"{refusal.hold.kind} held since {_iso(refusal.hold.since)}: "
+                detail=f"{refusal.hold.kind} held since {iso(refusal.hold.since)}: "
                 f"{refusal.hold.reason}",
             )  # fmt: skip
         return refusal
@@ -216,7 +217,7 @@ class LoginWatcher:
         self.store.reset(_key("spray", ip))
         self._event(
             "address.blocked", channel, "", ip, zone, now, action="block", reason=why,
-            detail=f"blocked for {_span(seconds)}, until {_iso(hold.until)}",
+            detail=f"blocked for {_span(seconds)}, until {iso(hold.until)}",
         )  # fmt: skip
         self._alert(
             "login.spraying", "", ip, now,
@@ -329,7 +330,7 @@ class LoginWatcher:
         shown = {k: redact(v) for k, v in fields.items() if k in ("reason", "detail")}
         event = Event(
             type=kind, channel=channel, user=redact(account), source_ip=ip,
-            source_zone=zone, time=_iso(now), **{**fields, **shown},
+            source_zone=zone, time=iso(now), **{**fields, **shown},
         )  # fmt: skip
         try:
             self.record(event)
@@ -391,7 +392,3 @@ def _span(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")

@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from audit.alert import Alert, AlertSender
+from audit.chain import iso
 from audit.events import Event, new_incident_id
 from audit.store import AuditStore, Hold
 from audit.watch_settings import OffHours, TransferWatch
@@ -67,7 +68,7 @@ def sender_hold(store: AuditStore, user: str | None, source_ip: str | None, now:
 
 def held_reason(hold: Hold) -> str:
     """What the block page and the 550 say: why, without PII (the hold's reason has none)."""
-    return f"{HELD_PREFIX}: {hold.reason} (since {_iso(hold.since)}; the security team releases)"
+    return f"{HELD_PREFIX}: {hold.reason} (since {iso(hold.since)}; the security team releases)"
 
 
 class TransferWatcher:
@@ -282,7 +283,7 @@ class TransferWatcher:
             reason=reason,
             incident=incident,
             detail=f"after event {event.get('id', '')}",
-            time=_iso(now),
+            time=iso(now),
         ).to_dict()
 
 
@@ -304,10 +305,6 @@ def _working(hours: OffHours, local: datetime) -> bool:
     else:  # a shift across midnight, e.g. 22:00-06:00
         inside = t >= hours.start or t < hours.end
     return local.weekday() in hours.days and inside
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 def _bytes(n: float) -> str:
