@@ -1,5 +1,5 @@
 """Office Open XML documents (docx, pptx; xlsx goes to `spreadsheet`), their
-properties and their embedded files.
+properties, their embedded files and (`ooxml_parts`) every other XML part.
 
 Text of all runs in a paragraph is joined WITHOUT separators: Word splits a
 value over runs wherever formatting or proofing marks change, and an ID must
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from rules.findings import UNINSPECTABLE, Part, Problem
 
-from . import spreadsheet
+from . import ooxml_parts, spreadsheet
 from .item import join_location
 from .limits import BudgetExhausted, ExtractionError
 from .names import names_part
@@ -108,10 +108,15 @@ def extract_document(
     zf: SizedZipFile, kind: str, item: Item, walk: Walk
 ) -> Iterator[Part | Problem]:
     names = zf.namelist()
+    read = lambda n: _read(zf, n, walk)  # noqa: E731
+    rest = ooxml_parts.Remainder()  # what the catch-all at the end is not to read again
+    rest.done.update(_PROPERTY_PARTS)
+    rest.done.update(n for n in names if _EMBEDDED.fullmatch(n))
     if kind == SHEET:
-        yield from spreadsheet.extract_workbook(lambda n: _read(zf, n, walk), names, item, walk)
+        yield from spreadsheet.extract_workbook(read, names, item, walk, rest)
     else:
         for name, label in _text_parts(kind, names):
+            rest.done.add(name)
             try:
                 text = paragraph_text(_read(zf, name, walk), f"document part {name}", walk)
             except BudgetExhausted:
@@ -123,6 +128,7 @@ def extract_document(
                 yield Part(item.at(label), text)
     yield from _properties(zf, names, item, walk)
     yield from _embedded(zf, names, item, walk)
+    yield from ooxml_parts.extract_leftovers(read, names, rest, item, walk)
 
 
 class PropertyText:

@@ -4,6 +4,10 @@ Numbers are rendered as Excel holds them: an integral value below 10**15 as an
 integer (13340492349.0 -> "13340492349"); anything longer was already rounded
 by Excel to 15 significant digits, and is shown in exponent form so the
 rounded digits do not pose as a real ID or card number.
+
+Text of a sheet outside its cells (headers and footers, data-validation lists)
+and the parts read go to the caller's `Remainder`, for the Part of other
+document parts.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from typing import TYPE_CHECKING
 
 from rules.findings import UNINSPECTABLE, Part, Problem, Segment
 
+from .item import join_location
 from .limits import MAX_SEGMENTS, BudgetExhausted, ExtractionError
 from .xmlstream import parse_xml
 
 if TYPE_CHECKING:
     from .item import Item
+    from .ooxml_parts import Remainder
     from .walk import Walk
 
 _WORKBOOK = "xl/workbook.xml"
@@ -28,6 +34,13 @@ _SHARED_STRINGS = "xl/sharedStrings.xml"
 _SHEET_FILE = re.compile(r"xl/worksheets/sheet(\d+)\.xml")
 _PLAIN_INTEGER = re.compile(r"-?\d+")
 _COLUMN = re.compile(r"[A-Za-z]+")
+_HEADER_FOOTER = frozenset(
+    {"oddHeader", "oddFooter", "evenHeader", "evenFooter", "firstHeader", "firstFooter"}
+)
+# Codes in header/footer text: sections (&L &C &R), fields (&P &D …), fonts
+# (&"Arial,Bold"), sizes (&12), colours (&KFF0000): "&R" or "&12" before an ID
+# would glue to it.
+_HEADER_CODE = re.compile(r'&(?:"[^"]*"|K[0-9A-Fa-f]{6}|K\d\d[+-]\d{3}|\d+|.)')
 
 
 def number_text(value: str) -> str:
@@ -147,6 +160,10 @@ class _SheetText:
         self._inline: list[str] = []
         self._capture: list[str] | None = None
         self._phonetic = 0
+        self.outside: list[tuple[str, str]] = []  # (element, text) outside <sheetData>
+        self._in_cells = False
+        self._element = ""
+        self._outside: list[str] = []
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
         if name == "row":
@@ -169,6 +186,11 @@ class _SheetText:
             self._phonetic += 1
         elif name == "t" and not self._phonetic:
             self._capture = self._inline
+        elif name == "sheetData":
+            self._in_cells = True
+        elif not self._in_cells:
+            self._end_outside()
+            self._element = name
 
     def end(self, name: str) -> None:
         if name in ("v", "t"):
@@ -181,10 +203,25 @@ class _SheetText:
                 self._row.append((self._ref, shown))
         elif name == "row":
             self._emit_row()
+        elif name == "sheetData":
+            self._in_cells = False
+        elif not self._in_cells:
+            self._end_outside()
 
     def text(self, chars: str) -> None:
         if self._capture is not None:
             self._capture.append(chars)
+        elif not self._in_cells:
+            self._outside.append(chars)
+
+    def _end_outside(self) -> None:
+        text = "".join(self._outside).strip()
+        self._outside = []
+        if not text:
+            return
+        if self._element in _HEADER_FOOTER:
+            text = _HEADER_CODE.sub(lambda m: "&" if m[0] == "&&" else " ", text).strip()
+        self.outside.append((self._element, text))
 
     def _shown(self) -> str:
         value = "".join(self._value).strip()
@@ -215,17 +252,19 @@ class _SheetText:
 
 
 def extract_workbook(
-    read: Callable[[str], bytes], names: list[str], item: Item, walk: Walk
+    read: Callable[[str], bytes], names: list[str], item: Item, walk: Walk, rest: Remainder
 ) -> Iterator[Part | Problem]:
     sheets, shared_path = _sheet_list(read, names, walk)
     shared = _SharedStrings()
     if shared_path in names:
+        rest.done.add(shared_path)
         parse_xml(
             read(shared_path), shared_path, walk.budget, shared.start, shared.end, shared.text
         )
     for sheet, path in sheets:
         if path not in names:
             continue
+        rest.done.add(path)
         location = item.at(sheet)
         builder = _SheetText(
             shared.strings, lambda ref, s=sheet: item.at(f"{s}!{ref}" if ref else s)
@@ -237,6 +276,7 @@ def extract_workbook(
         except ExtractionError as exc:
             yield Problem(UNINSPECTABLE, location, exc.reason)
             continue
+        rest.found += [(text, join_location(location, at)) for at, text in builder.outside]
         text = "".join(builder.pieces)
         if text:
             yield Part(location, text, tuple(builder.segments))

@@ -1,0 +1,164 @@
+"""The rest of an Office package: every XML part the main extraction does not read.
+
+Such parts carry data no reader shows: a pivot cache keeps a copy of its source
+data after the sheet is deleted, charts cache the values they plot, external
+links cache the cells they point at; comments, text boxes, custom XML bound to
+content controls, masters and layouts hold text of their own; a hyperlink's URL
+(an ID in its query) is in a relationship, not in the text.
+
+Taken from each part: text nodes, `v` attributes (pivot cache items) and the
+target of external relationships. Values are kept apart by "\\t", which ends a
+number for the scan engine ("\\n" does not: two values on two lines could make
+one ID); the runs of one paragraph are joined with nothing, as Word and
+PowerPoint split a value over runs wherever formatting changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rules.findings import UNINSPECTABLE, Part, Problem, Segment
+
+from .limits import MAX_SEGMENTS, BudgetExhausted, ExtractionError
+from .xmlstream import parse_xml
+
+if TYPE_CHECKING:
+    from .item import Item
+    from .walk import Walk
+
+# Styles, themes, fonts, list numbering, settings, the calculation chain, view
+# properties: formatting and configuration, no text people write; and they are
+# the largest parts of a small document (numbering.xml: no text node at all).
+_SKIP = re.compile(
+    r"\[Content_Types\]\.xml"
+    r"|(?:word|xl|ppt)/theme/[^/]+\.xml"
+    r"|xl/(?:styles|calcChain)\.xml"
+    r"|word/(?:styles|stylesWithEffects|fontTable|numbering|settings|webSettings)\.xml"
+    r"|ppt/(?:presProps|viewProps|tableStyles)\.xml"
+)
+_RUN_TEXT = frozenset({"t", "delText"})  # w:t, a:t and spreadsheet rich text <r><t>
+_VALUE_SEP, _PART_SEP = "\t", "\t\n"  # parts apart as values are, each on its own line
+
+
+@dataclass
+class Remainder:
+    """What the main extraction leaves to the catch-all: the parts it read (not to
+    be read again) and text it met outside its Parts [(text, location)]."""
+
+    done: set[str] = field(default_factory=set)
+    found: list[tuple[str, str]] = field(default_factory=list)
+
+
+def leftover_members(names: Iterable[str], done: set[str]) -> list[str]:
+    """XML members not already extracted, in package order; binary parts and
+    the styling parts above are left out."""
+    return [
+        n
+        for n in names
+        if n not in done and n.lower().endswith((".xml", ".rels")) and not _SKIP.fullmatch(n)
+    ]
+
+
+class LeftoverText:
+    """Text of one part: see the module docstring."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self._stack: list[tuple[str, int]] = []  # open elements: (name, serial)
+        self._paragraphs: list[int] = []  # serials of the open <p> elements
+        self._serial = 0
+        self._owner: int | None = None  # paragraph (else run parent) of the last run text
+        self._chars: list[str] = []  # text since the last tag: expat may cut one node in two
+        self._skipping = 0  # depth inside mc:Fallback, a duplicate of the mc:Choice content
+
+    def _value(self, value: str, owner: int | None = None) -> None:
+        if not value:
+            return
+        glued = owner is not None and owner == self._owner
+        if self.pieces and not glued:
+            self.pieces.append(_VALUE_SEP)
+        self.pieces.append(value)
+        self._owner = owner
+
+    def _flush(self) -> None:
+        if not self._chars:
+            return
+        chars = "".join(self._chars)
+        self._chars = []
+        if self._skipping:
+            return
+        stack = self._stack
+        if len(stack) > 2 and stack[-1][0] in _RUN_TEXT and stack[-2][0] == "r":
+            self._value(chars, self._paragraphs[-1] if self._paragraphs else stack[-3][1])
+        elif value := chars.strip():
+            self._value(value)
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        self._flush()
+        self._serial += 1
+        self._stack.append((name, self._serial))
+        if self._skipping or name == "Fallback":
+            self._skipping += 1
+            return
+        if name == "p":
+            self._paragraphs.append(self._serial)
+        # <x v="3"/> in pivot records is an index into the shared items, not a value.
+        if (v := attrs.get("v")) and name != "x":
+            self._value(v)
+        elif name == "Relationship" and attrs.get("TargetMode") == "External":
+            self._value(attrs.get("Target", ""))
+
+    def end(self, name: str) -> None:
+        self._flush()
+        self._stack.pop()
+        if self._skipping:
+            self._skipping -= 1
+        elif name == "p" and self._paragraphs:
+            self._paragraphs.pop()
+
+    def text(self, chars: str) -> None:
+        self._chars.append(chars)
+
+
+def _part_text(data: bytes, name: str, walk: Walk) -> str:
+    collector = LeftoverText()
+    what = f"document part {name}"
+    parse_xml(data, what, walk.budget, collector.start, collector.end, collector.text)
+    return "".join(collector.pieces)
+
+
+def leftovers_part(location: str, found: list[tuple[str, str]]) -> Part | None:
+    """One Part of the texts in `found` [(text, its location)], a Segment each."""
+    found = [(text, at) for text, at in found if text]
+    if not found:
+        return None
+    segments, offset = [], 0
+    for i, (text, at) in enumerate(found):
+        if i == MAX_SEGMENTS:  # the rest: only the Part is named
+            segments.append(Segment(offset, location))
+            break
+        segments.append(Segment(offset, at))
+        offset += len(text) + len(_PART_SEP)
+    return Part(location, _PART_SEP.join(text for text, _ in found), tuple(segments))
+
+
+def extract_leftovers(
+    read: Callable[[str], bytes], names: list[str], rest: Remainder, item: Item, walk: Walk
+) -> Iterator[Part | Problem]:
+    """One Part: the text in `rest.found`, then that of every part not in
+    `rest.done`; a corrupt part is a Problem of its own and hides nothing else."""
+    found = list(rest.found)
+    for name in leftover_members(names, rest.done):
+        try:
+            text = _part_text(read(name), name, walk)
+        except BudgetExhausted:
+            raise
+        except ExtractionError as exc:
+            yield Problem(UNINSPECTABLE, item.at(name), exc.reason)
+            continue
+        found.append((text, item.at(name)))
+    if part := leftovers_part(item.at("other document parts"), found):
+        yield part
