@@ -50,7 +50,9 @@ def document_kind(zf: zipfile.ZipFile) -> str | None:
 class ParagraphText:
     """Collects w:t / a:t text: paragraphs end in "\\n", w:tab is "\\t", breaks are "\\n"."""
 
-    _TEXT = frozenset({"t", "delText"})  # deleted text is still in the file, and readable
+    # Deleted text is still in the file, and readable; so are field codes, of which
+    # Word shows only the result (a HYPERLINK field's URL, a QUOTE's text).
+    _TEXT = frozenset({"t", "delText", "instrText", "delInstrText"})
 
     def __init__(self) -> None:
         self.pieces: list[str] = []

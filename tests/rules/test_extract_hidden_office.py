@@ -245,3 +245,17 @@ def test_office_zip_comment_is_scanned() -> None:
     assert problems == []
     assert part_at(parts, "m.docx › comments").text == SECRET
     assert id_locations(data, "m.docx") == ["m.docx › archive comment"]
+
+
+def test_a_field_code_word_shows_only_the_result_of_is_scanned() -> None:
+    doc = docx.Document()
+    paragraph = doc.add_paragraph("详见")
+    code = f' HYPERLINK "https://pan.example/s?id={ID}" '
+    run_xml = (
+        '<w:r xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        f'<w:instrText xml:space="preserve">{code}</w:instrText></w:r>'
+    )
+    paragraph._p.append(docx.oxml.parse_xml(run_xml))
+    paragraph.add_run("链接")
+    data = saved(doc)
+    assert id_locations(data, "f.docx") == ["f.docx › word/document.xml"]
