@@ -1,6 +1,7 @@
 """PDF via pypdf: the text layer per page, and what a reader shows elsewhere or not
 at all — annotations, form fields (AcroForm and XFA), the document information
-dictionary, XMP metadata — and embedded files, extracted in turn.
+dictionary, XMP metadata, page text of earlier revisions (`pdf_revisions`) —
+and embedded files, extracted in turn.
 
 pypdf bounds its own stream decompression and form traversal (pypdf Configuration
 limits); pages are read one by one so the time budget is checked between them.
@@ -23,6 +24,7 @@ from .charset import decode_text
 from .item import join_location
 from .limits import ExtractionError
 from .names import names_part
+from .pdf_revisions import earlier_pages
 
 if TYPE_CHECKING:
     from pypdf import PageObject
@@ -61,6 +63,7 @@ def extract_pdf(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]
         pages = list(reader.pages)
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ExtractionError(f"corrupt PDF page tree ({type(exc).__name__})") from None
+    newest: set[str] = set()
     for number, page in enumerate(pages, start=1):
         walk.budget.check()
         location = item.at(f"page {number}")
@@ -71,9 +74,11 @@ def extract_pdf(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]
                 UNINSPECTABLE, location, f"page {number} unreadable ({type(exc).__name__})"
             )
         else:
+            newest.add(text)
             if text.strip():
                 yield Part(location, text)
         yield from _annotations(page, number, item, walk)
+    yield from earlier_pages(data, pages, newest, item, walk)
     for what, read in (
         ("document properties", _info),
         ("XMP metadata", _xmp),
