@@ -21,6 +21,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from rules.engine import Engine
 from rules.extract import Limits, extract
 from rules.findings import UNINSPECTABLE, Part, Problem
+from tests.rules.test_extract_hidden_office import saved, with_members
 
 ID = "11010519491231002X"
 OTHER_ID = "110101199003074477"
@@ -37,24 +38,6 @@ def run(data: bytes, name: str, **kw) -> tuple[list[Part], list[Problem]]:
 def found(data: bytes, name: str) -> list[tuple[str, str]]:
     """(detector, location) of every finding, end to end from the raw bytes."""
     return [(f.detector, f.location) for f in ENGINE.scan_parts(extract(data, name=name))]
-
-
-def saved(document) -> bytes:
-    buf = io.BytesIO()
-    document.save(buf)
-    return buf.getvalue()
-
-
-def with_members(data: bytes, members: dict[str, str | bytes]) -> bytes:
-    """A copy of the zip `data` with `members` added or replaced."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            if info.filename not in members:
-                dst.writestr(info, src.read(info))
-        for name, content in members.items():
-            dst.writestr(name, content)
-    return out.getvalue()
 
 
 def plain_workbook() -> openpyxl.Workbook:
