@@ -23,9 +23,7 @@ import json
 import sys
 import time
 
-from audit.events import Event
-from audit.log import record_now
-from audit.logins import normal_account, redact
+from audit.logins import normal_account
 from audit.store import Hold
 from gateway.admin_args import (
     AdminCommand,
@@ -147,11 +145,10 @@ def _unblock(args: argparse.Namespace) -> int:
             # the level is forgotten with the hold: the next offence starts a fresh cool-down
             reason = args.reason or "released by an administrator"
             detail = f"block {released.level} since {local_time(released.since)}: {released.reason}"
-            event = Event(
-                type="address.unblocked", source_ip=address, action="release",
-                reason=redact(reason), detail=redact(f"{detail}; by {by}"),
+            stored = record_action(
+                store, mirror, "address.unblocked", address, by, reason, "release", detail,
+                address=True,
             )  # fmt: skip
-            stored = record_now(store, mirror, {**event.to_dict(), "by": by})
     except AdminError as err:
         return _fail(str(err))
     return print_recorded(args, stored, f"address {address} unblocked")

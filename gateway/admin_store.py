@@ -56,12 +56,16 @@ def admin_store(args: argparse.Namespace) -> Iterator[tuple[AuditStore, Path]]:
         store.close()
 
 
-def record_action(store, mirror, kind, name, by, reason, action, detail="") -> dict:
+def record_action(
+    store, mirror, kind, name, by, reason, action, detail="", *, address: bool = False
+) -> dict:
     """The admin action as an event, stored and mirrored now: the fixed fields (personal
-    data in the name, reason or detail masked), and `by` (who did it)."""
+    data in the name, reason or detail masked), and `by` (who did it). With `address`,
+    `name` is a source address and goes to source_ip as it is."""
+    subject = {"source_ip": name} if address else {"user": redact(name)}
     event = Event(
-        type=kind, user=redact(name), action=action, reason=redact(reason),
-        detail=redact(f"{detail + '; ' if detail else ''}by {by}"),
+        type=kind, action=action, reason=redact(reason),
+        detail=redact(f"{detail + '; ' if detail else ''}by {by}"), **subject,
     )  # fmt: skip
     return record_now(store, mirror, {**event.to_dict(), "by": by})
 

@@ -101,7 +101,13 @@ def test_blocked_addresses_are_listed_and_can_be_unblocked(state, capsys) -> Non
     assert "10.2.0.67" in capsys.readouterr().out
     assert run(state, "unblock", "10.2.0.66") == 0
     assert [h.name for h in _holds(state, "address")] == ["10.2.0.67"]
-    assert _events(state)[-1]["type"] == "address.unblocked"
+    event = _events(state)[-1]
+    assert (event["type"], event["source_ip"], event["user"]) == (
+        "address.unblocked",
+        "10.2.0.66",
+        "",
+    )
+    assert event["action"] == "release" and event["detail"].startswith("block 2 since ")
 
 
 def test_a_state_dir_without_a_record_is_an_error(tmp_path, capsys) -> None:
