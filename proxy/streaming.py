@@ -79,6 +79,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import IO, Protocol
 
+from proxy.request_content import BODY, hidden_parts
 from rules.engine import Engine
 from rules.extract import extract
 from rules.extract.charset import choose_codec
@@ -108,7 +109,6 @@ from rules.stream import STEP, WINDOW, BytesStream, ContentDecoder
 
 log = logging.getLogger(__name__)
 
-BODY = "request body"
 SNIFF = 8 * 1024  # decoded bytes looked at before deciding what a body or part is
 PIECE = 64 * 1024  # raw bytes fed to the decoder between two checkpoints
 SPILL = 8 * 2**20  # raw bytes held in memory beyond this go to a temporary file
@@ -426,9 +426,7 @@ class StreamedBody:
         """What the Content-Encoding carries beside the body (a gzip header's name or
         comment, a zstd skippable frame): found before the bytes that hold it are fed
         on, so judged before they can be released."""
-        location = f"{BODY}{SEPARATOR}{hidden.place}"
-        parts = extract(hidden.data, location=location, limits=self._limits)
-        self._found.add(self._engine.scan_parts(parts))
+        self._found.add(self._engine.scan_parts(hidden_parts((hidden,), self._limits)))
 
     # -- judging and releasing -------------------------------------------------------------
 

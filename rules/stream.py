@@ -42,9 +42,9 @@ from rules.engine import CONTEXT_BEFORE, Engine
 from rules.extract.framing import (
     MAX_GZIP_HEADER,
     MAX_STREAMED_SKIPPABLE,
-    ZSTD_SKIPPABLE,
     FramingError,
     Hidden,
+    ZstdFrames,
     gzip_header,
 )
 from rules.extract.limits import ExtractionError, Limits, size_text
@@ -282,7 +282,7 @@ class _Zstd:
         self._writer = zstandard.ZstdDecompressor(max_window_size=2**27).stream_writer(
             self._sink, write_size=CHUNK
         )
-        self._frames = _ZstdFrames(aside)
+        self._frames = ZstdFrames(aside, max_skippable=MAX_STREAMED_SKIPPABLE)
 
     def feed(self, data: bytes, emit: Emit) -> None:
         self._frames.feed(data)
@@ -292,87 +292,6 @@ class _Zstd:
     def close(self, emit: Emit) -> None:
         if not self._frames.complete:
             raise EOFError("truncated")
-
-
-class _ZstdFrames:
-    """Where zstd frames and blocks end, as bytes arrive (headers only, no decoding);
-    a skippable frame's content, which the decoder skips, is collected and put `aside`."""
-
-    def __init__(self, aside: Aside) -> None:
-        self._aside = aside
-        self._skippable: bytearray | None = None  # the content of the skippable frame we are in
-        self._buf = b""
-        self._skip = 0
-        self._in_frame = False  # inside a frame: blocks follow
-        self._checksum = 0
-        self.frames = 0
-
-    @property
-    def complete(self) -> bool:
-        return not (self._buf or self._skip or self._in_frame)
-
-    def feed(self, data: bytes) -> None:
-        if self._skip:
-            n = min(self._skip, len(data))
-            self._skipped(data[:n])
-            data = data[n:]
-        buf = self._buf + data
-        pos = 0
-        while pos < len(buf):
-            if self._skip:
-                n = min(self._skip, len(buf) - pos)
-                self._skipped(buf[pos : pos + n])
-                pos += n
-                continue
-            if not self._in_frame:
-                if len(buf) - pos < 8:
-                    break
-                magic = int.from_bytes(buf[pos : pos + 4], "little")
-                if magic in ZSTD_SKIPPABLE:
-                    self._skip = int.from_bytes(buf[pos + 4 : pos + 8], "little")
-                    if self._skip > MAX_STREAMED_SKIPPABLE:
-                        raise FramingError(
-                            f"zstd skippable frame over {MAX_STREAMED_SKIPPABLE // 1024} KiB"
-                        )
-                    self._skippable = bytearray()
-                    pos += 8
-                    self.frames += 1
-                    self._skipped(b"")
-                    continue
-                if magic != 0xFD2FB528:
-                    raise zstandard.ZstdError("not a zstd frame")
-                descriptor = buf[pos + 4]
-                single = descriptor >> 5 & 1
-                size_bytes = (0, 2, 4, 8)[descriptor >> 6] or single
-                header = 5 + (not single) + (0, 1, 2, 4)[descriptor & 3] + size_bytes
-                if len(buf) - pos < header:
-                    break
-                pos += header
-                self._in_frame = True
-                self._checksum = 4 * (descriptor >> 2 & 1)
-                continue
-            if len(buf) - pos < 3:
-                break
-            block = int.from_bytes(buf[pos : pos + 3], "little")
-            last, kind, size = block & 1, block >> 1 & 3, block >> 3
-            pos += 3
-            self._skip = 1 if kind == 1 else size  # an RLE block stores one byte
-            if last:
-                self._skip += self._checksum
-                self._in_frame = False
-                self.frames += 1
-        self._buf = buf[pos:]
-
-    def _skipped(self, data: bytes) -> None:
-        """Bytes the framing skips: kept while in a skippable frame, put aside at its end."""
-        self._skip -= len(data)
-        if self._skippable is None:
-            return
-        self._skippable += data
-        if not self._skip:
-            if self._skippable:
-                self._aside(Hidden("zstd skippable frame", bytes(self._skippable)))
-            self._skippable = None
 
 
 _CODECS: dict[str, Callable[[Aside], _Zlib | _Brotli | _Zstd]] = {

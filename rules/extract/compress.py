@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import brotli
 import zstandard
 
-from .framing import ZSTD_SKIPPABLE, FramingError, Hidden, gzip_header
+from .framing import FramingError, Hidden, ZstdFrames, gzip_header
 from .limits import Budget, ExtractionError, Limits, Sink
 
 CHUNK = 256 * 1024
@@ -94,32 +94,12 @@ def _zstd_frames_end(data: bytes, hidden: list[Hidden]) -> bool:
     """Whether `data` is whole zstd frames: the stream reader bounds the output but
     returns quietly at a truncated frame, so the framing is walked here (and the
     skippable frames' content, which it skips, kept in `hidden`)."""
-    pos = 0
-    while pos < len(data):
-        magic = int.from_bytes(data[pos : pos + 4], "little")
-        if magic in ZSTD_SKIPPABLE:
-            end = pos + 8 + int.from_bytes(data[pos + 4 : pos + 8], "little")
-            if end > len(data):
-                return False
-            if end > pos + 8:
-                hidden.append(Hidden("zstd skippable frame", data[pos + 8 : end]))
-            pos = end
-            continue
-        if magic != 0xFD2FB528 or pos + 5 > len(data):
-            return False
-        descriptor = data[pos + 4]
-        single_segment = descriptor >> 5 & 1
-        content_size_bytes = (0, 2, 4, 8)[descriptor >> 6] or single_segment
-        pos += 5 + (not single_segment) + (0, 1, 2, 4)[descriptor & 3] + content_size_bytes
-        last = False
-        while not last:
-            if pos + 3 > len(data):
-                return False
-            header = int.from_bytes(data[pos : pos + 3], "little")
-            last, kind, size = header & 1, header >> 1 & 3, header >> 3
-            pos += 3 + (1 if kind == 1 else size)  # an RLE block stores one byte
-        pos += 4 * (descriptor >> 2 & 1)  # content checksum
-    return pos == len(data)
+    frames = ZstdFrames(hidden.append, max_skippable=None)  # held whole already
+    try:
+        frames.feed(data)
+    except zstandard.ZstdError:  # no frame where one should start
+        return False
+    return frames.complete
 
 
 def _zstd(data: bytes, sink: Sink, hidden: list[Hidden]) -> None:
