@@ -18,7 +18,7 @@ from email.message import Message
 from email.parser import BytesParser
 from typing import TYPE_CHECKING
 
-from rules.findings import UNINSPECTABLE, Part, Problem, Segment
+from rules.findings import UNINSPECTABLE, Part, Problem
 
 from .charset import decode_text
 from .names import names_part
@@ -73,9 +73,6 @@ def _headers(msg: Message, item: Item) -> Iterator[Part]:
     """One Part "mail headers" with a Segment per header line: the usual ones first,
     then every other field a person or their script may have written."""
     location = item.at("mail headers")
-    lines: list[str] = []
-    segments: list[Segment] = []
-    offset = 0
     fields = [(name, value) for name in _HEADERS for value in _header_values(msg, name)]
     usual = {name.lower() for name in _HEADERS}
     fields += [
@@ -83,13 +80,11 @@ def _headers(msg: Message, item: Item) -> Iterator[Part]:
         for name, value in msg.raw_items()
         if (lower := name.lower()) not in usual and _is_content(lower)
     ]
-    for name, value in fields:
-        line = f"{name}: {' '.join(value.split())}"
-        segments.append(Segment(offset, f"{location} › {name}"))
-        lines.append(line)
-        offset += len(line) + 1
-    if lines:
-        yield Part(location, "\n".join(lines), tuple(segments))
+    lines = [
+        (f"{name}: {' '.join(value.split())}", f"{location} › {name}") for name, value in fields
+    ]
+    if part := names_part(location, lines):
+        yield part
 
 
 def _is_content(name: str) -> bool:
