@@ -11,14 +11,18 @@ from rules.findings import Part, Segment
 from .limits import MAX_SEGMENTS
 
 
-def names_part(location: str, named: list[tuple[str, str]]) -> Part | None:
+def names_part(location: str, named: list[tuple[str, str]], sep: str = "\n") -> Part | None:
     """One Part at `location` listing the names of `named` [(name, its location)],
-    with a Segment per name pointing at the named item."""
+    joined by `sep`, with a Segment per name pointing at the named item (past
+    MAX_SEGMENTS, the rest point at `location` itself)."""
     named = [(name, at) for name, at in named if name]
     if not named:
         return None
     segments, offset = [], 0
-    for name, at in named[:MAX_SEGMENTS]:
+    for i, (name, at) in enumerate(named):
+        if i == MAX_SEGMENTS:
+            segments.append(Segment(offset, location))
+            break
         segments.append(Segment(offset, at))
-        offset += len(name) + 1
-    return Part(location, "\n".join(name for name, _ in named), tuple(segments))
+        offset += len(name) + len(sep)
+    return Part(location, sep.join(name for name, _ in named), tuple(segments))

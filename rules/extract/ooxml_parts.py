@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rules.findings import UNINSPECTABLE, Part, Problem, Segment
+from rules.findings import UNINSPECTABLE, Part, Problem
 
-from .limits import MAX_SEGMENTS, BudgetExhausted, ExtractionError
+from .limits import BudgetExhausted, ExtractionError
+from .names import names_part
 from .xmlstream import parse_xml
 
 if TYPE_CHECKING:
@@ -130,21 +131,6 @@ def _part_text(data: bytes, name: str, walk: Walk) -> str:
     return "".join(collector.pieces)
 
 
-def leftovers_part(location: str, found: list[tuple[str, str]]) -> Part | None:
-    """One Part of the texts in `found` [(text, its location)], a Segment each."""
-    found = [(text, at) for text, at in found if text]
-    if not found:
-        return None
-    segments, offset = [], 0
-    for i, (text, at) in enumerate(found):
-        if i == MAX_SEGMENTS:  # the rest: only the Part is named
-            segments.append(Segment(offset, location))
-            break
-        segments.append(Segment(offset, at))
-        offset += len(text) + len(_PART_SEP)
-    return Part(location, _PART_SEP.join(text for text, _ in found), tuple(segments))
-
-
 def extract_leftovers(
     read: Callable[[str], bytes], names: list[str], rest: Remainder, item: Item, walk: Walk
 ) -> Iterator[Part | Problem]:
@@ -160,5 +146,5 @@ def extract_leftovers(
             yield Problem(UNINSPECTABLE, item.at(name), exc.reason)
             continue
         found.append((text, item.at(name)))
-    if part := leftovers_part(item.at("other document parts"), found):
+    if part := names_part(item.at("other document parts"), found, sep=_PART_SEP):
         yield part
