@@ -1,10 +1,13 @@
 """PDF via pypdf: the text layer per page, and what a reader shows elsewhere or not
 at all — annotations, form fields (AcroForm and XFA), the document information
-dictionary, XMP metadata, page text of earlier revisions (`pdf_revisions`) —
-and embedded files, extracted in turn.
+dictionary, XMP metadata, the outline (bookmarks), scripts and what actions open
+(URIs, file names), page text of earlier revisions (`pdf_revisions`) — and
+embedded files, extracted in turn.
 
 pypdf bounds its own stream decompression and form traversal (pypdf Configuration
 limits); pages are read one by one so the time budget is checked between them.
+Outlines, action chains and name trees are walked here, without recursion: each
+object once per document (their links may loop), at most MAX_OBJECTS per piece.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from pypdf import PageObject
 
     from .item import Item
+    from .limits import Budget
     from .walk import Walk
 
 # pypdf logs every oddity of a malformed file, sometimes quoting the file: not in our logs.
@@ -39,6 +43,12 @@ Entries = list[tuple[str, str]]  # (label, text): a line "label: text" located a
 # /RC is the rich-text twin of /Contents: read only when there is no plain one.
 _ANNOTATION_KEYS = ("/T", "/Subj", "/Contents")
 _FIELD_KEYS = ("/V", "/DV", "/RV", "/Opt")  # value, default, rich value, choices
+_FILE_KEYS = ("/UF", "/F", "/DOS", "/Mac", "/Unix")  # a file specification's names
+# Outline items, actions, tree nodes and their arrays one piece visits: a million
+# bookmarks or a chain of actions costs bounded time; past it, a Problem.
+MAX_OBJECTS = 10_000
+_MAX_FIELD_DEPTH = 32  # parts of a qualified field name (/Parent links may loop)
+_END = object()
 
 
 def _open(data: bytes) -> PdfReader | None:
@@ -64,6 +74,7 @@ def extract_pdf(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ExtractionError(f"corrupt PDF page tree ({type(exc).__name__})") from None
     newest: set[str] = set()
+    seen: dict[tuple[str, int], object] = {}  # what the pieces' links reached (`_Reach`)
     for number, page in enumerate(pages, start=1):
         walk.budget.check()
         location = item.at(f"page {number}")
@@ -77,7 +88,7 @@ def extract_pdf(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]
             newest.add(text)
             if text.strip():
                 yield Part(location, text)
-        yield from _annotations(page, number, item, walk)
+        yield from _annotations(page, number, item, walk, seen)
     yield from earlier_pages(data, pages, newest, item, walk)
     for what, read in (
         ("document properties", _info),
@@ -87,6 +98,10 @@ def extract_pdf(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]
     ):
         walk.budget.check()
         yield from _piece(item.at(what), what, lambda read=read: read(reader))
+    yield from _reached(item, "outline", lambda reach: _outline(reader, reach), walk, seen)
+    yield from _reached(
+        item, "javascript", lambda reach: _scripts(reader, pages, reach), walk, seen
+    )
     yield from _attachments(reader, item, walk)
 
 
@@ -157,10 +172,12 @@ def _xfa(reader: PdfReader) -> Entries:
     return [(str(tag), decode_text(data)) for tag, data in (reader.xfa or {}).items()]
 
 
-def _annotations(page: PageObject, number: int, item: Item, walk: Walk) -> Iterator[Part | Problem]:
+def _annotations(
+    page: PageObject, number: int, item: Item, walk: Walk, seen: dict[tuple[str, int], object]
+) -> Iterator[Part | Problem]:
     files: list[tuple[str, StreamObject]] = []
     what = f"page {number} annotations"
-    yield from _piece(item.at(what), what, lambda: _notes(page, files, walk))
+    yield from _reached(item, what, lambda reach: _notes(page, files, reach), walk, seen)
     for name, stream in files:
         walk.budget.count_file()
         location = item.at(f"page {number} attachment {name}")
@@ -172,22 +189,22 @@ def _annotations(page: PageObject, number: int, item: Item, walk: Walk) -> Itera
         yield from walk.nested(item, content, name, location=location)
 
 
-def _notes(page: PageObject, files: list[tuple[str, StreamObject]], walk: Walk) -> Entries:
+def _notes(page: PageObject, files: list[tuple[str, StreamObject]], reach: _Reach) -> Entries:
     """(subtype and index, its texts) per annotation; embedded files go to `files`."""
     entries = []
     for index, ref in enumerate(page.annotations or (), start=1):
-        walk.budget.check()
+        reach.budget.check()
         note = _resolve(ref)
         if not isinstance(note, DictionaryObject):
             continue
         subtype = str(_resolve(note.get("/Subtype", ""))).lstrip("/")
-        if subtype == "Widget":  # a form field's widget: read with the form
-            continue
-        keys = _ANNOTATION_KEYS if "/Contents" in note else (*_ANNOTATION_KEYS, "/RC")
-        texts = [text for key in keys for text in _strings(note.get(key))]
-        if isinstance(action := _resolve(note.get("/A")), DictionaryObject):
-            texts += _strings(action.get("/URI"))  # a link's target is not in the text layer
-        texts += _attached(note.get("/FS"), files)
+        texts = []
+        if subtype != "Widget":  # a form field's widget: its texts are read with the form
+            keys = _ANNOTATION_KEYS if "/Contents" in note else (*_ANNOTATION_KEYS, "/RC")
+            texts = [text for key in keys for text in _strings(note.get(key))]
+            texts += _attached(note.get("/FS"), files)
+        # A link's target, a button's script: not in the text layer.
+        texts += _actions(note.get("/A"), reach) + _additional(note.get("/AA"), reach)
         if text := _joined(texts):
             entries.append((f"{subtype or 'annotation'} {index}", text))
     return entries
@@ -223,3 +240,187 @@ def _attachments(reader: PdfReader, item: Item, walk: Walk) -> Iterator[Part | P
     for name, content in files:
         walk.budget.count_file()
         yield from walk.nested(item, content, name, location=item.at(f"attachment {name}"))
+
+
+class _Reach:
+    """What one piece may still visit: each object once per document and role (`seen`,
+    shared by the pieces: their links may loop, an action may be shared), at most
+    MAX_OBJECTS in all; and the first script that could not be decoded."""
+
+    def __init__(self, seen: dict[tuple[str, int], object], budget: Budget) -> None:
+        self.seen = seen  # (role, id) -> the object itself, so that an id is never reused
+        self.budget = budget
+        self.left = MAX_OBJECTS
+        self.over = False
+        self.unreadable = ""  # the exception type name
+
+    def first(self, role: str, value: object) -> DictionaryObject | None:
+        """The dictionary `value` resolves to, the first time it is met in `role`.
+
+        By role: an object crafted to be both a bookmark and the open action is read
+        as both, not skipped as the second."""
+        self.budget.check()
+        value = _resolve(value)
+        if not isinstance(value, DictionaryObject) or not self._new(role, value):
+            return None
+        return value
+
+    def each(self, role: str, value: object) -> Iterator[object]:
+        """The elements of an array, the first time it is met in `role` (an array shared
+        by many nodes is read once, not once per node); a lone value as itself."""
+        value = _resolve(value)
+        if not isinstance(value, ArrayObject):
+            return iter((value,))
+        return iter(value if self._new(f"{role} array", value) else ())
+
+    def _new(self, role: str, value: object) -> bool:
+        key = (role, id(value))
+        if key in self.seen:
+            return False
+        if not self.left:
+            self.over = True
+            return False
+        self.left -= 1
+        self.seen[key] = value
+        return True
+
+    def walk(
+        self, role: str, start: object, links: Callable[[DictionaryObject], list[object]]
+    ) -> Iterator[DictionaryObject]:
+        """Depth first from `start` (a value or an array): each dictionary once, then
+        what `links` returns for it (each a value or an array), in order. Iterators on
+        the stack: memory grows with the nodes visited, not with the arrays' lengths."""
+        stack = [self.each(role, start)]
+        while stack:
+            value = next(stack[-1], _END)
+            if value is _END:
+                stack.pop()
+            elif (node := self.first(role, value)) is not None:
+                yield node
+                stack += [self.each(role, link) for link in reversed(links(node))]
+
+    def text(self, value: object) -> list[str]:
+        """A text string, or a text stream (a long script) decoded within the budget."""
+        value = _resolve(value)
+        if not isinstance(value, StreamObject):
+            return _strings(value) if isinstance(value, str | ByteStringObject) else []
+        try:
+            data = value.get_data()  # pypdf's limits bound the output
+        except Exception as exc:  # an unknown filter, a bomb: the other actions still count
+            self.unreadable = self.unreadable or type(exc).__name__
+            return []
+        self.budget.spend_expanded(len(data))
+        return [decode_text(data)]
+
+
+def _reached(
+    item: Item,
+    what: str,
+    read: Callable[[_Reach], Entries],
+    walk: Walk,
+    seen: dict[tuple[str, int], object],
+) -> Iterator[Part | Problem]:
+    """`_piece` of a reader that follows links: also a Problem for what it left unread."""
+    location, reach = item.at(what), _Reach(seen, walk.budget)
+    yield from _piece(location, what, lambda: read(reach))
+    if reach.over:
+        reason = f"{what}: more than {MAX_OBJECTS} objects, the rest not read"
+        yield Problem(UNINSPECTABLE, location, reason)
+    if reach.unreadable:
+        yield Problem(UNINSPECTABLE, location, f"{what}: script unreadable ({reach.unreadable})")
+
+
+def _actions(start: object, reach: _Reach) -> list[str]:
+    """What an action runs or opens — scripts, URIs, launched or remote files — and
+    the same for the actions it chains (/Next: one or an array), in order."""
+    texts: list[str] = []
+    if not isinstance(_resolve(start), DictionaryObject):  # an /OpenAction destination
+        return texts
+    for action in reach.walk("action", start, lambda action: [action.get("/Next")]):
+        texts += reach.text(action.get("/JS"))  # /JavaScript, and /Rendition actions
+        texts += reach.text(action.get("/URI"))
+        texts += _file_names(action.get("/F"), reach)  # /Launch, /GoToR, /SubmitForm...
+        if isinstance(launch := _resolve(action.get("/Win")), DictionaryObject):
+            texts += [t for key in ("/F", "/D", "/P") for t in reach.text(launch.get(key))]
+    return texts
+
+
+def _additional(actions: object, reach: _Reach) -> list[str]:
+    """The actions of an additional-actions dictionary (/AA), whatever their trigger."""
+    if (triggers := reach.first("additional actions", actions)) is None:
+        return []
+    return [text for action in triggers.values() for text in _actions(action, reach)]
+
+
+def _file_names(spec: object, reach: _Reach) -> list[str]:
+    """The names in a file specification: a string, or a dictionary of them."""
+    spec = _resolve(spec)
+    if isinstance(spec, DictionaryObject):
+        return [text for key in _FILE_KEYS for text in reach.text(spec.get(key))]
+    return reach.text(spec)
+
+
+def _outline(reader: PdfReader, reach: _Reach) -> Entries:
+    """Every bookmark's title, nested ones too, and what its action runs or opens."""
+    outlines = _resolve(reader.root_object.get("/Outlines"))
+    if not isinstance(outlines, DictionaryObject):
+        return []
+    texts: list[str] = []
+    start = outlines.get("/First")
+    # Children before the next sibling: the order a reader lists them in.
+    for node in reach.walk("outline", start, lambda node: [node.get("/First"), node.get("/Next")]):
+        texts += reach.text(node.get("/Title"))
+        texts += _actions(node.get("/A"), reach)
+    return [("", _joined(texts))]
+
+
+def _scripts(reader: PdfReader, pages: list[PageObject], reach: _Reach) -> Entries:
+    """The document's scripts (by name), its open action and the additional actions of
+    the document, its pages and its form fields; with the URIs and files actions open."""
+    root = reader.root_object
+    names = _resolve(root.get("/Names"))
+    tree = names.get("/JavaScript") if isinstance(names, DictionaryObject) else None
+    entries = [(name, _joined(_actions(action, reach))) for name, action in _tree(tree, reach)]
+    entries.append(("open action", _joined(_actions(root.get("/OpenAction"), reach))))
+    entries.append(("document actions", _joined(_additional(root.get("/AA"), reach))))
+    for number, page in enumerate(pages, start=1):
+        entries.append((f"page {number}", _joined(_additional(page.get("/AA"), reach))))
+    entries += _field_actions(root.get("/AcroForm"), reach)
+    return [(label, text) for label, text in entries if text]
+
+
+def _tree(tree: object, reach: _Reach) -> list[tuple[str, object]]:
+    """(name, value) of each leaf of a name tree, in order."""
+    leaves = []
+    for node in reach.walk("name tree", tree, lambda node: [node.get("/Kids")]):
+        pairs = list(reach.each("name tree leaves", node.get("/Names")))  # name, value, ...
+        leaves += [
+            (_joined(reach.text(pairs[i])), pairs[i + 1]) for i in range(0, len(pairs) - 1, 2)
+        ]
+    return leaves
+
+
+def _field_actions(form: object, reach: _Reach) -> Entries:
+    """Actions of form fields (format, validate, calculate scripts) by qualified name;
+    those of a widget on a page were already read with its annotations."""
+    form = _resolve(form)
+    if not isinstance(form, DictionaryObject):
+        return []
+    entries = []
+    for field in reach.walk("field", form.get("/Fields"), lambda field: [field.get("/Kids")]):
+        texts = _actions(field.get("/A"), reach) + _additional(field.get("/AA"), reach)
+        if text := _joined(texts):
+            entries.append((f"field {_field_name(field, reach)}".rstrip(), text))
+    return entries
+
+
+def _field_name(field: DictionaryObject, reach: _Reach) -> str:
+    names: list[str] = []
+    node: object = field
+    for _ in range(_MAX_FIELD_DEPTH):
+        if not isinstance(node, DictionaryObject):
+            break
+        if name := _joined(reach.text(node.get("/T"))):
+            names.append(name)
+        node = _resolve(node.get("/Parent"))
+    return ".".join(reversed(names))
