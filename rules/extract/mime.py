@@ -2,7 +2,9 @@
 
 Bodies are transfer-decoded (base64, quoted-printable) and charset-decoded;
 attachments are extracted in turn under "attachment FILENAME" with RFC 2231 /
-RFC 2047 names decoded.
+RFC 2047 names decoded. The fields a person or script wrote in a body part's
+own header (Content-Description, X-…) are scanned under "part 1.2 › headers",
+numbered as IMAP numbers parts.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ _MACHINE_HEADERS = frozenset(
      "references", "date", "mime-version", "content-type", "content-transfer-encoding",
      "content-disposition", "content-id", "dkim-signature", "x-google-dkim-signature",
      "domainkey-signature", "authentication-results", "received-spf", "thread-index",
-     "x-originating-ip", "list-unsubscribe", "list-id", "feedback-id")
+     "x-originating-ip", "list-unsubscribe", "list-id", "feedback-id", "content-length",
+     "content-md5", "x-attachment-id")
 )  # fmt: skip
 _MACHINE_PREFIXES = ("arc-", "x-ms-", "x-microsoft-", "x-forefront-", "x-google-", "x-gm-", "x-qq-")
 _MAX_MULTIPART_NESTING = 32  # multipart in multipart; real mail uses three or four
@@ -107,15 +110,42 @@ def _payload(part: Message) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
+def _part_headers(part: Message, number: str, filename: str, item: Item) -> Part | None:
+    """The written fields of body part `number`'s own header, or None (the usual part has
+    only structural ones: nothing to build). A field that repeats the file name, as
+    Outlook's Content-Description does, is left to the attachment names."""
+    if _MACHINE_HEADERS.issuperset(map(str.lower, part.keys())):  # values left unread
+        return None
+    location = item.at(f"part {number} › headers")
+    filename = " ".join(filename.split())
+    lines = []
+    for name, value in part.raw_items():
+        if not _is_content(name.lower()):
+            continue
+        text = " ".join(_header_text(str(value)).split())
+        if text and text != filename:
+            lines.append((f"{name}: {text}", f"{location} › {name}"))
+    return names_part(location, lines)
+
+
 def _entity(
-    part: Message, item: Item, walk: Walk, nesting: int, named: list[tuple[str, str]]
+    part: Message,
+    item: Item,
+    walk: Walk,
+    nesting: int,
+    named: list[tuple[str, str]],
+    number: str = "",
 ) -> Iterator[Part | Problem]:
-    """Bodies and attachments of `part`; attachment names are added to `named`."""
+    """Bodies and attachments of `part`, body part `number` ("" for the message itself,
+    whose header _headers reads); attachment names are added to `named`."""
     ctype = part.get_content_type()
+    filename = _filename(part) if not part.is_multipart() or ctype == "message/rfc822" else ""
+    if number and (headers := _part_headers(part, number, filename, item)):
+        yield headers
     if ctype == "message/rfc822":
         inner = part.get_payload()
         if isinstance(inner, list) and inner:
-            label = f"attachment {_filename(part) or 'message'}"
+            label = f"attachment {filename or 'message'}"
             yield from walk.nested_parsed(
                 item, item.at(label), lambda it: _message(inner[0], it, walk)
             )
@@ -125,11 +155,11 @@ def _entity(
             reason = f"multipart nested deeper than {_MAX_MULTIPART_NESTING} levels"
             yield Problem(UNINSPECTABLE, item.location, reason)
             return
-        for sub in part.get_payload():
-            yield from _entity(sub, item, walk, nesting + 1, named)
+        for i, sub in enumerate(part.get_payload(), start=1):
+            sub_number = f"{number}.{i}" if number else str(i)
+            yield from _entity(sub, item, walk, nesting + 1, named, sub_number)
         return
     walk.budget.count_file()
-    filename = _filename(part)
     charset = part.get_content_charset() or ""
     is_body = (
         ctype.startswith("text/")
