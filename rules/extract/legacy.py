@@ -9,19 +9,24 @@ parsed ([MS-OLEPS]): Word does not show them in the document.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+import struct
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import olefile
 
-from rules.findings import ENCRYPTED_ARCHIVE, Part, Problem
+from rules.findings import ENCRYPTED_ARCHIVE, UNINSPECTABLE, Part, Problem
 
-from .charset import codec_for, decode_text
+from . import sniff
+from .charset import codec_for, decode_name, decode_text
+from .compress import DEFLATE, decompress
 from .item import join_location
-from .limits import ExtractionError, size_text
+from .limits import BudgetExhausted, ExtractionError, size_text
 from .names import names_part
 
 if TYPE_CHECKING:
@@ -72,31 +77,16 @@ def text_runs(stream: bytes) -> list[str]:
 
 
 _OLE_ERRORS = (OSError, ValueError, IndexError, KeyError, TypeError)
+OlePath = tuple[str, ...]  # a stream or storage from the root: ("ObjectPool", "_123", "CONTENTS")
 
 
-def _read(ole: olefile.OleFileIO, name: str, walk: Walk) -> bytes:
+def _read(ole: olefile.OleFileIO, path: OlePath, walk: Walk) -> bytes:
     walk.budget.check()
-    if ole.get_size(name) > walk.limits.max_member_bytes:
+    if ole.get_size(list(path)) > walk.limits.max_member_bytes:
         raise ExtractionError(
-            f"stream {name} is over the {size_text(walk.limits.max_member_bytes)} limit"
+            f"stream {'/'.join(path)} is over the {size_text(walk.limits.max_member_bytes)} limit"
         )
-    return ole.openstream(name).read()
-
-
-def _streams(data: bytes, walk: Walk) -> tuple[bool, list[tuple[str, bytes]], list[bytes]]:
-    """(encrypted?, [(stream name, bytes)] of the streams that hold the text,
-    [bytes] of the property set streams)."""
-    with olefile.OleFileIO(io.BytesIO(data)) as ole:
-        if all(ole.exists(name) for name in _ENCRYPTED_PACKAGE):
-            return True, [], []
-        names = [n for n in _TEXT_STREAMS if ole.exists(n)] or [
-            name
-            for path in ole.listdir(streams=True, storages=False)
-            if (name := "/".join(path)) not in _PROPERTY_STREAMS
-        ]
-        streams = [(name, _read(ole, name, walk)) for name in names]
-        properties = [_read(ole, name, walk) for name in _PROPERTY_STREAMS if ole.exists(name)]
-    return False, streams, properties
+    return ole.openstream(list(path)).read()
 
 
 def _encrypted_stream(name: str, stream: bytes) -> bool:
@@ -107,12 +97,30 @@ def _encrypted_stream(name: str, stream: bytes) -> bool:
 
 def extract_ole(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]:
     try:
-        encrypted, streams, properties = _streams(data, walk)
+        ole = olefile.OleFileIO(io.BytesIO(data))
+    except _OLE_ERRORS as exc:
+        raise ExtractionError(f"corrupt OLE file ({type(exc).__name__})") from None
+    with ole:
+        yield from _document(ole, (), item, walk)
+
+
+def _document(
+    ole: olefile.OleFileIO, base: OlePath, item: Item, walk: Walk
+) -> Iterator[Part | Problem]:
+    """The document in storage `base` (() for the file itself): its text, its
+    properties, then the files embedded in it."""
+    try:
+        encrypted, streams, properties, objects = _contents(ole, base, walk)
     except _OLE_ERRORS as exc:
         raise ExtractionError(f"corrupt OLE file ({type(exc).__name__})") from None
     if encrypted or any(_encrypted_stream(name, stream) for name, stream in streams):
         yield Problem(ENCRYPTED_ARCHIVE, item.location, "password-protected Office document")
         return
+    ppt_objects: list[tuple[bool, bytes]] = []
+    for i, (name, stream) in enumerate(streams):
+        if name == _PPT_STREAM:
+            rest, ppt_objects = _ppt_split(stream, walk)
+            streams[i] = (name, rest)
     runs = [run for _, stream in streams for run in text_runs(stream)]
     if runs:
         yield Part(item.at("legacy doc text"), "\n".join(runs))
@@ -124,6 +132,265 @@ def extract_ole(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]
     ]
     if part := names_part(location, lines):
         yield part
+    yield from _embedded(ole, objects, item, walk)
+    yield from _ppt_objects(ppt_objects, item, walk)
+
+
+def _contents(
+    ole: olefile.OleFileIO, base: OlePath, walk: Walk
+) -> tuple[bool, list[tuple[str, bytes]], list[bytes], list[_Object]]:
+    """(encrypted?, [(stream name, bytes)] of the streams that hold the text, [bytes] of
+    the property set streams, the objects embedded in it) of the document at `base`."""
+    if all(ole.exists([*base, name]) for name in _ENCRYPTED_PACKAGE):
+        return True, [], [], []
+    inside = [p[len(base) :] for p in map(tuple, ole.listdir()) if p[: len(base)] == base]
+    direct = {p[0].lower() for p in inside if len(p) == 1}
+    names = [n for n in _TEXT_STREAMS if n.lower() in direct]
+    objects, taken = _objects(ole, base, inside, bool(names), walk)
+    if names:
+        streams = [(n, _read(ole, (*base, n), walk)) for n in names]
+    else:  # an unknown container: every stream but the ones read as embedded files
+        streams = [
+            ("/".join(p), _read(ole, (*base, *p), walk))
+            for p in inside
+            if p not in taken and not (len(p) == 1 and p[0] in _PROPERTY_STREAMS)
+        ]
+    properties = [_read(ole, (*base, n), walk) for n in _PROPERTY_STREAMS if n.lower() in direct]
+    return False, streams, properties, objects
+
+
+# --- embedded objects ([MS-OLEDS]) ----------------------------------------------------
+#
+# An object embedded in a document (ObjectPool/_1234 in .doc, MBD0012ABCD in .xls, the
+# file itself for an OOXML oleObject1.bin) is a storage holding its server's data: an
+# OLE Package (\x01Ole10Native: a whole file with its name and path), an OOXML document
+# (Package), the server's file (CONTENTS: Acrobat's PDF), or a legacy document's own
+# streams (WordDocument …). Each is read as the file it is, under "embedded › NAME".
+
+_PPT_STREAM = "PowerPoint Document"
+_NATIVE, _PACKAGE, _CONTENTS = "\x01ole10native", "package", "contents"  # lower-cased
+_MARKS = frozenset((_NATIVE, _PACKAGE, _CONTENTS, *(n.lower() for n in _TEXT_STREAMS)))
+_MAX_NAME = 32768  # bytes of a label or path in a package; Windows paths are shorter
+_PPT_EXTERNAL_OLE_STORAGE = 0x1011  # ExOleObjStg record ([MS-PPT] 2.10.34)
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+@dataclass(frozen=True, slots=True)
+class _Object:
+    label: str  # under "embedded › "
+    storage: OlePath = ()  # a legacy document's storage, when data is None
+    data: bytes | None = None  # its file
+    name: str = ""  # the file's own name (for sniffing)
+    names: tuple[tuple[str, str], ...] = ()  # (text, what) of its label and paths
+    problem: str = ""  # why its file cannot be read
+
+
+def _objects(
+    ole: olefile.OleFileIO, base: OlePath, inside: list[OlePath], is_document: bool, walk: Walk
+) -> tuple[list[_Object], set[OlePath]]:
+    """The objects nearest below `base` (and `base`'s own file when it is not a document
+    but an object itself, as an oleObject1.bin is), and the paths (relative to `base`)
+    of the streams they take."""
+    storages: dict[OlePath, dict[str, str]] = {}  # storage -> {lower-cased name: name}
+    for p in inside:
+        storages.setdefault(p[:-1], {})[p[-1].lower()] = p[-1]
+    found = {s for s, names in storages.items() if s and _MARKS.intersection(names)}
+    nearest = sorted(s for s in found if not any(s[:i] in found for i in range(1, len(s))))
+    if not is_document and () in storages:
+        nearest.insert(0, ())
+    objects: list[_Object] = []
+    taken: set[OlePath] = set()
+    for s in nearest:
+        names = storages[s]
+        if any(n.lower() in names for n in _TEXT_STREAMS):
+            objects.append(_Object(s[-1], storage=(*base, *s)))
+            taken.update(p for p in inside if p[: len(s)] == s)
+            continue
+        for mark in (_NATIVE, _PACKAGE, _CONTENTS):
+            if mark not in names:
+                continue
+            stream = (*s, names[mark])
+            label = s[-1] if s else names[mark].lstrip("\x01")
+            try:
+                found_object = _payload(mark, _read(ole, (*base, *stream), walk), label)
+            except BudgetExhausted:
+                raise
+            except ExtractionError as exc:  # over a limit: this object only
+                found_object = _Object(label, problem=exc.reason)
+            except _OLE_ERRORS as exc:  # a broken sector chain: this object only
+                found_object = _Object(label, problem=f"corrupt OLE stream ({type(exc).__name__})")
+            if found_object is not None:
+                objects.append(found_object)
+                taken.add(stream)
+    return objects, taken
+
+
+def _payload(mark: str, data: bytes, label: str) -> _Object | None:
+    """The file in one payload stream; None when it is a server's private data that
+    no extractor reads (left to the text runs of an unknown container)."""
+    if mark == _PACKAGE:  # an OOXML document: always a zip
+        return _Object(label, data=data)
+    if mark == _NATIVE:
+        package = _package(data)
+        if package is not None:
+            return package
+        data = data[4 : 4 + _u32(data, 0)]  # another OLE 1 server's native data
+    return _Object(label, data=data) if sniff.sniff(data[:8192]) not in _UNKNOWN else None
+
+
+_UNKNOWN = (sniff.BINARY, sniff.TEXT)
+
+
+class _Short(Exception):
+    """A length that points past the end of the data."""
+
+
+class _Reader:
+    """Reads little-endian fields in turn; any that would run past the end raises _Short."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+    def take(self, n: int) -> bytes:
+        if n > self.left():
+            raise _Short
+        self.pos += n
+        return self.data[self.pos - n : self.pos]
+
+    def number(self, size: int) -> int:
+        return int.from_bytes(self.take(size), "little")
+
+    def cstring(self) -> str:
+        end = self.data.find(b"\0", self.pos, self.pos + _MAX_NAME)
+        if end < 0:
+            raise _Short
+        return decode_name(self.take(end + 1 - self.pos)[:-1])
+
+    def utf16(self) -> str:
+        return self.take(2 * self.number(4)).decode("utf-16-le", "replace").rstrip("\0")
+
+
+def _package(native: bytes) -> _Object | None:
+    """An OLE Package: the Ole10Native stream of the Packager, which wraps any file.
+
+    Its size, 2, the label, the original path, 0, 3 (a file; 1: a link), the size
+    and text of the temp path the packager copied the file to, the file's size and
+    bytes; newer packagers then add the temp path, label and path in UTF-16.
+    None: not a package (another OLE 1 server's data).
+    """
+    reader = _Reader(native[4 : 4 + _u32(native, 0)])
+    try:
+        if reader.number(2) != 2:
+            return None
+        label, path = reader.cstring(), reader.cstring()
+        if reader.number(2) != 0 or (kind := reader.number(2)) not in (1, 3):
+            return None
+    except _Short:
+        return None
+    temp, data, problem = "", None, ""
+    try:
+        temp = decode_name(reader.take(reader.number(4)).split(b"\0", 1)[0])
+        size = reader.number(4)
+        if size > reader.left():
+            problem = (
+                f"embedded package is truncated: declares {size_text(size)}, "
+                f"holds {size_text(reader.left())}"
+            )
+        data = reader.take(size)
+    except _Short:
+        if kind == 3 and not problem:  # a file is promised (1, a link, has none)
+            problem = "embedded package is truncated"
+    if data is not None:
+        with contextlib.suppress(_Short):  # only newer packagers write them, exact
+            wide = reader.utf16(), reader.utf16(), reader.utf16()
+            temp, label, path = (w or a for w, a in zip(wide, (temp, label, path), strict=True))
+    name = _base_name(path) or _base_name(temp) or label
+    label = label or name or "package"
+    candidates = [(label, ""), (path, " (original path)")]
+    if _base_name(temp) != _base_name(path):  # else only the packager's folder is new
+        candidates.append((temp, " (temp path)"))
+    return _Object(label, data=data, name=name, names=_distinct(candidates), problem=problem)
+
+
+def _distinct(candidates: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Each text once; one that another contains (a label in its path) is left to it."""
+    texts = [text for text, _ in candidates]
+    return tuple(
+        (text, what)
+        for i, (text, what) in enumerate(candidates)
+        if text and text not in texts[:i] and not any(text in t and text != t for t in texts)
+    )
+
+
+def _base_name(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _embedded(
+    ole: olefile.OleFileIO, objects: list[_Object], item: Item, walk: Walk
+) -> Iterator[Part | Problem]:
+    named: list[tuple[str, str]] = []
+    for obj in objects:
+        walk.budget.count_file()
+        location = item.at(f"embedded › {obj.label}")
+        named += [(text, f"{location}{what}") for text, what in obj.names]
+        if obj.problem:
+            yield Problem(UNINSPECTABLE, location, obj.problem)
+        elif obj.data is not None:
+            yield from walk.nested(item, obj.data, obj.name, location=location)
+        elif obj.storage:
+            storage = obj.storage
+            yield from walk.nested_parsed(
+                item, location, lambda it, at=storage: _document(ole, at, it, walk)
+            )
+    if part := names_part(item.at("embedded names"), named):
+        yield part
+
+
+def _ppt_split(stream: bytes, walk: Walk) -> tuple[bytes, list[tuple[bool, bytes]]]:
+    """PowerPoint keeps each embedded object as a whole compound file, often
+    zlib-compressed, in an ExOleObjStg record among the stream's top-level records:
+    (the stream without them, [(compressed?, body)] of each). Their bytes are the
+    objects' to read, not runs of the slides' text."""
+    kept: list[bytes] = []
+    objects: list[tuple[bool, bytes]] = []
+    pos = records = 0
+    while pos + 8 <= len(stream):
+        records += 1
+        if records % 4096 == 0:  # a stream of empty records is millions of them
+            walk.budget.check()
+        head, kind, size = struct.unpack_from("<HHI", stream, pos)
+        end = pos + 8 + size
+        if kind == _PPT_EXTERNAL_OLE_STORAGE:
+            objects.append((head >> 4 == 1, stream[pos + 8 : end]))  # recInstance 1: zlib
+        else:
+            kept.append(stream[pos:end])
+        pos = end
+    if not objects:  # the usual deck: no copy
+        return stream, []
+    kept.append(stream[pos:])
+    return b"".join(kept), objects
+
+
+def _ppt_objects(
+    objects: list[tuple[bool, bytes]], item: Item, walk: Walk
+) -> Iterator[Part | Problem]:
+    for n, (compressed, body) in enumerate(objects, start=1):
+        location = item.at(f"embedded › object {n}")
+        if compressed:  # its decompressed size, then zlib data
+            try:
+                body = decompress(body[4:], DEFLATE, f"embedded object {n}", walk.budget).content
+            except BudgetExhausted:
+                raise
+            except ExtractionError as exc:
+                yield Problem(UNINSPECTABLE, location, exc.reason)
+                continue
+        if body.startswith(_OLE_MAGIC):  # not a VBA project or ActiveX control's storage
+            walk.budget.count_file()
+            yield from walk.nested(item, body, "", location=location)
 
 
 # --- property set streams ([MS-OLEPS]) ----------------------------------------------
