@@ -1,5 +1,6 @@
 """Office Open XML documents (docx, pptx; xlsx goes to `spreadsheet`), their
-properties, their embedded files and (`ooxml_parts`) every other XML part.
+properties, Word's document variables, their embedded files and
+(`ooxml_parts`) every other XML part.
 
 Text of all runs in a paragraph is joined WITHOUT separators: Word splits a
 value over runs wherever formatting or proofing marks change, and an ID must
@@ -10,16 +11,16 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from rules.findings import UNINSPECTABLE, Part, Problem
+from rules.findings import Part, Problem
 
 from . import ooxml_parts, spreadsheet
 from .item import join_location
-from .limits import BudgetExhausted, ExtractionError
+from .limits import ExtractionError
 from .names import names_part
-from .xmlstream import parse_xml
+from .xmlstream import attribute, or_problem, parse_part
 from .zipfiles import SizedZipFile, is_encrypted, read_member, walk_member
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ _SLIDE_PART = re.compile(r"ppt/(slides/slide|notesSlides/notesSlide)(\d+)\.xml")
 # Title, author, company, custom fields…: shown only in a properties dialog.
 _PROPERTY_PARTS = ("docProps/core.xml", "docProps/app.xml", "docProps/custom.xml")
 _EMBEDDED = re.compile(r"(?:word|xl|ppt)/embeddings/[^/]+")
+# Document variables (w:docVars): name/value pairs that templates and add-ins
+# keep in the settings, shown nowhere; the rest of the settings is configuration.
+_SETTINGS = "word/settings.xml"
 
 
 def document_kind(zf: zipfile.ZipFile) -> str | None:
@@ -68,6 +72,8 @@ class ParagraphText:
             self.pieces.append("\n")
         elif name == "tab" and parent == "r":  # not the tab stops in w:pPr/w:tabs
             self.pieces.append("\t")
+        elif value := ooxml_parts.vml_attribute(name, attrs):  # a watermark's text
+            self.pieces += ("\t", value, "\t")
 
     def end(self, name: str) -> None:
         self._stack.pop()
@@ -79,12 +85,6 @@ class ParagraphText:
     def text(self, chars: str) -> None:
         if not self._skipping and self._stack and self._stack[-1] in self._TEXT:
             self.pieces.append(chars)
-
-
-def paragraph_text(data: bytes, what: str, walk: Walk) -> str:
-    collector = ParagraphText()
-    parse_xml(data, what, walk.budget, collector.start, collector.end, collector.text)
-    return "".join(collector.pieces)
 
 
 def _text_parts(kind: str, names: list[str]) -> list[tuple[str, str]]:
@@ -119,16 +119,20 @@ def extract_document(
     else:
         for name, label in _text_parts(kind, names):
             rest.done.add(name)
-            try:
-                text = paragraph_text(_read(zf, name, walk), f"document part {name}", walk)
-            except BudgetExhausted:
-                raise
-            except ExtractionError as exc:
-                yield Problem(UNINSPECTABLE, item.at(label), exc.reason)
+            collector = ParagraphText()
+            what = f"document part {name}"
+            problem = or_problem(
+                item.at(label), parse_part, read, name, what, walk.budget, collector
+            )
+            if problem is not None:
+                yield problem
                 continue
+            text = "".join(collector.pieces)
             if text.strip():
                 yield Part(item.at(label), text)
-    yield from _properties(zf, names, item, walk)
+    yield from _properties(read, names, item, walk)
+    if kind == WORD and _SETTINGS in names:
+        yield from _variables(read, item, walk)
     yield from _embedded(zf, names, item, walk)
     yield from ooxml_parts.extract_leftovers(read, names, rest, item, walk)
 
@@ -167,7 +171,7 @@ class PropertyText:
 
 
 def _properties(
-    zf: SizedZipFile, names: list[str], item: Item, walk: Walk
+    read: Callable[[str], bytes], names: list[str], item: Item, walk: Walk
 ) -> Iterator[Part | Problem]:
     """One Part of "label: value" lines, a Segment per property; a missing
     properties part is normal, a corrupt one is a Problem of its own."""
@@ -177,17 +181,46 @@ def _properties(
         if name not in names:
             continue
         collector = PropertyText()
-        try:
-            what = f"document part {name}"
-            data = _read(zf, name, walk)
-            parse_xml(data, what, walk.budget, collector.start, collector.end, collector.text)
-        except BudgetExhausted:
-            raise
-        except ExtractionError as exc:
-            yield Problem(UNINSPECTABLE, item.at(name), exc.reason)
+        what = f"document part {name}"
+        problem = or_problem(item.at(name), parse_part, read, name, what, walk.budget, collector)
+        if problem is not None:
+            yield problem
             continue
         found += collector.found
     lines = [(f"{label}: {value}", join_location(location, label)) for label, value in found]
+    if part := names_part(location, lines):
+        yield part
+
+
+class VariableText:
+    """(name, value) of each w:docVar."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[str, str]] = []
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        if name == "docVar":
+            self.found.append((attribute(attrs, "name"), attribute(attrs, "val")))
+
+    def end(self, name: str) -> None:
+        pass
+
+    def text(self, chars: str) -> None:
+        pass
+
+
+def _variables(read: Callable[[str], bytes], item: Item, walk: Walk) -> Iterator[Part | Problem]:
+    """One Part of "name: value" lines, a Segment per variable, as for properties."""
+    collector = VariableText()
+    what = f"document part {_SETTINGS}"
+    problem = or_problem(
+        item.at(_SETTINGS), parse_part, read, _SETTINGS, what, walk.budget, collector
+    )
+    if problem is not None:
+        yield problem
+        return
+    location = item.at("document variables")
+    lines = [(f"{n}: {v}", join_location(location, n)) for n, v in collector.found]
     if part := names_part(location, lines):
         yield part
 

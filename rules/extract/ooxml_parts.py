@@ -4,13 +4,16 @@ Such parts carry data no reader shows: a pivot cache keeps a copy of its source
 data after the sheet is deleted, charts cache the values they plot, external
 links cache the cells they point at; comments, text boxes, custom XML bound to
 content controls, masters and layouts hold text of their own; a hyperlink's URL
-(an ID in its query) is in a relationship, not in the text.
+(an ID in its query) is in a relationship, not in the text. Legacy VML drawings
+(`.vml`: cell-comment shapes, form-control labels, header pictures) hold text
+boxes in HTML, picture titles and WordArt strings.
 
-Taken from each part: text nodes, `v` attributes (pivot cache items) and the
-target of external relationships. Values are kept apart by "\\t", which ends a
-number for the scan engine ("\\n" does not: two values on two lines could make
-one ID); the runs of one paragraph are joined with nothing, as Word and
-PowerPoint split a value over runs wherever formatting changes.
+Taken from each part: text nodes, `v` attributes (pivot cache items), the
+text VML keeps in attributes and the target of external relationships. Values
+are kept apart by "\\t", which ends a number for the scan engine ("\\n" does
+not: two values on two lines could make one ID); the runs of one paragraph are
+joined with nothing, as Word and PowerPoint split a value over runs wherever
+formatting changes.
 """
 
 from __future__ import annotations
@@ -20,11 +23,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rules.findings import UNINSPECTABLE, Part, Problem
+from rules.findings import Part, Problem
 
-from .limits import BudgetExhausted, ExtractionError
 from .names import names_part
-from .xmlstream import parse_xml
+from .xmlstream import (
+    NotWellFormed,
+    attribute,
+    or_problem,
+    parse_part,
+    parse_tag_soup,
+    parse_xml,
+)
 
 if TYPE_CHECKING:
     from .item import Item
@@ -41,6 +50,10 @@ _SKIP = re.compile(
     r"|ppt/(?:presProps|viewProps|tableStyles)\.xml"
 )
 _RUN_TEXT = frozenset({"t", "delText"})  # w:t, a:t and spreadsheet rich text <r><t>
+_SPACES = re.compile(r"\s+")  # HTML: a run of white space shows as one space
+# VML text in attributes: WordArt (a Word watermark's text), a picture's title
+# (often its file name), a shape's alternative text.
+_VML_ATTRIBUTES = {"textpath": "string", "imagedata": "title", "shape": "alt"}
 _VALUE_SEP, _PART_SEP = "\t", "\t\n"  # parts apart as values are, each on its own line
 
 
@@ -59,8 +72,16 @@ def leftover_members(names: Iterable[str], done: set[str]) -> list[str]:
     return [
         n
         for n in names
-        if n not in done and n.lower().endswith((".xml", ".rels")) and not _SKIP.fullmatch(n)
+        if n not in done
+        and n.lower().endswith((".xml", ".rels", ".vml"))
+        and not _SKIP.fullmatch(n)
     ]
+
+
+def vml_attribute(name: str, attrs: dict[str, str]) -> str:
+    """The text a VML element `name` holds in an attribute, if any."""
+    wanted = _VML_ATTRIBUTES.get(name)
+    return attribute(attrs, wanted).strip() if wanted else ""
 
 
 class LeftoverText:
@@ -111,6 +132,8 @@ class LeftoverText:
             self._value(v)
         elif name == "Relationship" and attrs.get("TargetMode") == "External":
             self._value(attrs.get("Target", ""))
+        elif value := vml_attribute(name, attrs):  # VML is in .vml parts and XML ones
+            self._value(value)
 
     def end(self, name: str) -> None:
         self._flush()
@@ -124,10 +147,57 @@ class LeftoverText:
         self._chars.append(chars)
 
 
-def _part_text(data: bytes, name: str, walk: Walk) -> str:
-    collector = LeftoverText()
+class VmlText(LeftoverText):
+    """Text of a VML part. A text box holds HTML: each <div> is a line, which Excel
+    splits into <font> runs wherever formatting changes, so its text is one value
+    (white space collapsed, <br> a line break); other text (x:ClientData) is
+    value by value, as in any part."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines: list[int] = []  # serials of the open <div> elements
+
+    def _flush(self) -> None:
+        if self._lines and self._chars and not self._skipping:
+            chars = _SPACES.sub(" ", "".join(self._chars))
+            self._chars = []
+            line = self._lines[-1]
+            if chars.strip() or self._owner == line:  # no line starts with indentation
+                self._value(chars, line)
+        else:
+            super()._flush()
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        super().start(name, attrs)
+        if self._skipping:
+            return
+        name = name.lower()  # HTML, which may be written <DIV> and <BR>
+        if name == "div":
+            self._lines.append(self._serial)
+        elif name == "br" and self._lines:
+            self._value("\n", self._lines[-1])
+
+    def end(self, name: str) -> None:
+        super().end(name)
+        if name.lower() == "div" and self._lines:
+            self._lines.pop()
+
+
+def _part_text(read: Callable[[str], bytes], name: str, walk: Walk) -> str:
     what = f"document part {name}"
-    parse_xml(data, what, walk.budget, collector.start, collector.end, collector.text)
+    if not name.lower().endswith(".vml"):
+        collector = LeftoverText()
+        parse_part(read, name, what, walk.budget, collector)
+        return "".join(collector.pieces)
+    data = read(name)
+    collector = VmlText()
+    try:
+        parse_xml(data, what, walk.budget, collector.start, collector.end, collector.text)
+    except NotWellFormed:
+        # Excel writes a line break in a form control's label as an HTML <br> with
+        # no end tag: VML is often not XML, yet its text is there to read.
+        collector = VmlText()
+        parse_tag_soup(data, what, walk.budget, collector.start, collector.end, collector.text)
     return "".join(collector.pieces)
 
 
@@ -138,12 +208,9 @@ def extract_leftovers(
     `rest.done`; a corrupt part is a Problem of its own and hides nothing else."""
     found = list(rest.found)
     for name in leftover_members(names, rest.done):
-        try:
-            text = _part_text(read(name), name, walk)
-        except BudgetExhausted:
-            raise
-        except ExtractionError as exc:
-            yield Problem(UNINSPECTABLE, item.at(name), exc.reason)
+        text = or_problem(item.at(name), _part_text, read, name, walk)
+        if isinstance(text, Problem):
+            yield text
             continue
         found.append((text, item.at(name)))
     if part := names_part(item.at("other document parts"), found, sep=_PART_SEP):

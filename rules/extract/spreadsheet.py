@@ -5,6 +5,13 @@ integer (13340492349.0 -> "13340492349"); anything longer was already rounded
 by Excel to 15 significant digits, and is shown in exponent form so the
 rounded digits do not pose as a real ID or card number.
 
+A formula's values (`formulas`) follow the cell's shown value, tab-separated,
+with the same cell's location: those the cached value already shows are left
+out, so a formula adds only what it hides or builds unseen (a workbook that
+openpyxl wrote has no cached values at all). A shared formula's text is in its
+first cell only, and its literals are the same in every cell, so that one cell
+is where they are scanned.
+
 Text of a sheet outside its cells (headers and footers, data-validation lists)
 and the parts read go to the caller's `Remainder`, for the Part of other
 document parts.
@@ -17,11 +24,12 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from rules.findings import UNINSPECTABLE, Part, Problem, Segment
+from rules.findings import Part, Problem, Segment
 
+from .formulas import formula_values
 from .item import join_location
-from .limits import MAX_SEGMENTS, BudgetExhausted, ExtractionError
-from .xmlstream import parse_xml
+from .limits import MAX_SEGMENTS
+from .xmlstream import attribute, or_problem, parse_part, parse_xml
 
 if TYPE_CHECKING:
     from .item import Item
@@ -73,14 +81,6 @@ def column_index(letters: str) -> int:
     return index - 1
 
 
-def _attr(attrs: dict[str, str], local: str) -> str:
-    """An attribute by local name, whatever its prefix (r:id)."""
-    for key, value in attrs.items():
-        if key.rpartition(":")[2] == local:
-            return value
-    return ""
-
-
 def _sheet_list(read: Callable[[str], bytes], names: list[str], walk: Walk):
     """[(sheet name, part path)] in workbook order, and the shared strings path."""
     sheets: list[tuple[str, str]] = []
@@ -89,7 +89,7 @@ def _sheet_list(read: Callable[[str], bytes], names: list[str], walk: Walk):
 
     def on_sheet(name: str, attrs: dict[str, str]) -> None:
         if name == "sheet":
-            sheets.append((attrs.get("name", ""), _attr(attrs, "id")))
+            sheets.append((attrs.get("name", ""), attribute(attrs, "id")))
 
     def on_relationship(name: str, attrs: dict[str, str]) -> None:
         nonlocal shared
@@ -158,6 +158,7 @@ class _SheetText:
         self._ref = self._type = ""
         self._value: list[str] = []
         self._inline: list[str] = []
+        self._formula: list[str] = []
         self._capture: list[str] | None = None
         self._phonetic = 0
         self.outside: list[tuple[str, str]] = []  # (element, text) outside <sheetData>
@@ -179,13 +180,15 @@ class _SheetText:
                 ref = f"{column_letters(column)}{self._row_number}"
             self._ref = ref
             self._type = attrs.get("t", "n")
-            self._value, self._inline = [], []
+            self._value, self._inline, self._formula = [], [], []
         elif name == "v":
             self._capture = self._value
         elif name == "rPh":
             self._phonetic += 1
         elif name == "t" and not self._phonetic:
             self._capture = self._inline
+        elif name == "f" and self._in_cells:
+            self._capture = self._formula
         elif name == "sheetData":
             self._in_cells = True
         elif not self._in_cells:
@@ -193,7 +196,7 @@ class _SheetText:
             self._element = name
 
     def end(self, name: str) -> None:
-        if name in ("v", "t"):
+        if name in ("v", "t") or (name == "f" and self._in_cells):
             self._capture = None
         elif name == "rPh":
             self._phonetic -= 1
@@ -201,6 +204,10 @@ class _SheetText:
             shown = self._shown()
             if shown:
                 self._row.append((self._ref, shown))
+            if self._formula:
+                for value in formula_values("".join(self._formula)):
+                    if value not in shown:
+                        self._row.append((self._ref, value))
         elif name == "row":
             self._emit_row()
         elif name == "sheetData":
@@ -269,12 +276,9 @@ def extract_workbook(
         builder = _SheetText(
             shared.strings, lambda ref, s=sheet: item.at(f"{s}!{ref}" if ref else s)
         )
-        try:
-            parse_xml(read(path), path, walk.budget, builder.start, builder.end, builder.text)
-        except BudgetExhausted:
-            raise
-        except ExtractionError as exc:
-            yield Problem(UNINSPECTABLE, location, exc.reason)
+        problem = or_problem(location, parse_part, read, path, path, walk.budget, builder)
+        if problem is not None:
+            yield problem
             continue
         rest.found += [(text, join_location(location, at)) for at, text in builder.outside]
         text = "".join(builder.pieces)

@@ -1,0 +1,364 @@
+"""Office content that is in the file but was not scanned: Word document
+variables, legacy VML drawings (text boxes, form-control labels, picture
+titles, watermarks) and the values written into spreadsheet formulas."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import zipfile
+
+import docx
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls
+from openpyxl.comments import Comment
+
+from rules.extract import Limits
+from rules.findings import UNINSPECTABLE
+from tests.rules.test_extract_hidden_office import saved, with_members
+from tests.rules.test_extract_office_leftovers import (
+    ID,
+    LEFTOVERS,
+    OTHER_ID,
+    SPREADSHEET_NS,
+    assert_no_content,
+    found,
+    plain_workbook,
+    run,
+)
+
+# --- Word document variables ---------------------------------------------------
+
+
+def with_variables(data: bytes, variables: dict[str, str]) -> bytes:
+    """`data` (a docx) with w:docVars in its settings, where Word keeps them."""
+    docvars = "".join(f'<w:docVar w:name="{n}" w:val="{v}"/>' for n, v in variables.items())
+    settings = zipfile.ZipFile(io.BytesIO(data)).read("word/settings.xml").decode()
+    settings = settings.replace("</w:settings>", f"<w:docVars>{docvars}</w:docVars></w:settings>")
+    return with_members(data, {"word/settings.xml": settings})
+
+
+def plain_docx() -> bytes:
+    doc = docx.Document()
+    doc.add_paragraph("会议纪要")
+    return saved(doc)
+
+
+def test_document_variable_is_scanned() -> None:
+    data = with_variables(plain_docx(), {"模板": "合同", "客户证件": ID})
+    assert found(data, "v.docx") == [("cn_resident_id", "v.docx › document variables › 客户证件")]
+    parts, problems = run(data, "v.docx")
+    assert problems == []
+    variables = [p for p in parts if p.location == "v.docx › document variables"]
+    assert [p.text for p in variables] == [f"模板: 合同\n客户证件: {ID}"]
+
+
+def test_rest_of_the_settings_is_not_read() -> None:
+    """Compatibility settings carry w:name/w:val pairs too: not user text."""
+    parts, problems = run(plain_docx(), "s.docx")
+    assert problems == []
+    assert not [p for p in parts if "document variables" in p.location]
+    assert not [p for p in parts if "compatibilityMode" in p.text]
+
+
+def test_corrupt_settings_are_a_problem_and_hide_nothing_else() -> None:
+    doc = docx.Document()
+    doc.add_paragraph(f"证件 {OTHER_ID}")
+    broken = '<w:settings xmlns:w="urn:w"><w:docVars><w:docVar w:name="a" w:val="1"/>'
+    data = with_members(saved(doc), {"word/settings.xml": broken})
+    _, problems = run(data, "c.docx")
+    assert [(p.detector, p.location) for p in problems] == [
+        (UNINSPECTABLE, "c.docx › word/settings.xml")
+    ]
+    assert_no_content(problems)
+    assert ("cn_resident_id", "c.docx › word/document.xml") in found(data, "c.docx")
+
+
+# --- VML ---------------------------------------------------------------------
+
+VML_NS = (
+    'xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
+    'xmlns:x="urn:schemas-microsoft-com:office:excel"'
+)
+
+
+def form_control(label: str, anchor: str = "1, 0, 2, 0, 2, 64, 4, 0") -> str:
+    """A button as Excel writes it in a sheet's legacy drawing: the label is HTML,
+    split into <font> runs wherever its formatting changes."""
+    return f"""<xml {VML_NS}>
+ <o:shapelayout v:ext="edit"><o:idmap v:ext="edit" data="1"/></o:shapelayout>
+ <v:shapetype id="_x0000_t201" coordsize="21600,21600" o:spt="201" path="m,l,21600r21600,l21600,xe">
+  <v:stroke joinstyle="miter"/><v:path shadowok="f" o:extrusionok="f" o:connecttype="rect"/>
+ </v:shapetype>
+ <v:shape id="_x0000_s1025" type="#_x0000_t201" style='position:absolute;width:96pt;height:30pt'
+  stroked="f" filled="f" o:insetmode="auto">
+  <v:textbox style='mso-direction-alt:auto' o:singleclick="f">
+   <div style='text-align:center'>{label}</div>
+  </v:textbox>
+  <x:ClientData ObjectType="Button">
+   <x:Anchor>{anchor}</x:Anchor>
+   <x:PrintObject>False</x:PrintObject>
+   <x:AutoFill>False</x:AutoFill>
+   <x:FmlaMacro>[0]!Macro1</x:FmlaMacro>
+  </x:ClientData>
+ </v:shape>
+</xml>"""
+
+
+SPLIT_LABEL = (
+    f'<font face="宋体" size="220" color="auto">客户 {ID[:6]}</font>'
+    f'<font face="宋体" size="220" color="#FF0000">{ID[6:]}</font>'
+)
+
+
+def test_xlsx_vml_text_box_is_scanned() -> None:
+    data = with_members(
+        saved(plain_workbook()), {"xl/drawings/vmlDrawing1.vml": form_control(SPLIT_LABEL)}
+    )
+    assert found(data, "b.xlsx") == [("cn_resident_id", "b.xlsx › xl/drawings/vmlDrawing1.vml")]
+    parts, problems = run(data, "b.xlsx")
+    assert problems == []
+    assert parts[-1].location == f"b.xlsx › {LEFTOVERS}"
+    assert f"客户 {ID}" in parts[-1].text.split("\t")  # the runs of one line are one value
+
+
+def test_malformed_vml_is_read_and_hides_nothing_else() -> None:
+    """Excel writes a line break in a label as an HTML <br> with no end tag."""
+    label = f"<font>第一行<br>证件 {OTHER_ID}</font><font>&nbsp;"  # <br>, &nbsp;, no </font>
+    wb = plain_workbook()
+    wb.active["A3"] = ID
+    data = with_members(saved(wb), {"xl/drawings/vmlDrawing1.vml": form_control(label)})
+    parts, problems = run(data, "m.xlsx")
+    assert problems == []
+    assert sorted(found(data, "m.xlsx")) == [
+        ("cn_resident_id", "m.xlsx › xl/drawings/vmlDrawing1.vml"),
+        ("cn_resident_id", "m.xlsx › 汇总!A3"),
+    ]
+    assert f"第一行\n证件 {OTHER_ID}" in parts[-1].text
+
+
+def test_vml_picture_title_is_scanned() -> None:
+    header_picture = (
+        f'<xml {VML_NS}><v:shape id="RH" o:spid="_x0000_s1025" type="#_x0000_t75">'
+        f'<v:imagedata o:relid="rId1" o:title="张三身份证{OTHER_ID}"/></v:shape></xml>'
+    )
+    data = with_members(saved(plain_workbook()), {"xl/drawings/vmlDrawingHF1.vml": header_picture})
+    assert found(data, "p.xlsx") == [("cn_resident_id", "p.xlsx › xl/drawings/vmlDrawingHF1.vml")]
+
+
+def test_vml_values_are_not_glued_into_one() -> None:
+    """Anchor cells and separate client data are values apart, not one number."""
+    anchor = f"{ID[:6]}, {ID[6:]}"
+    data_ = form_control("提交", anchor=anchor).replace(
+        "<x:PrintObject>False</x:PrintObject>",
+        f"<x:Row>{ID[:6]}</x:Row><x:Column>{ID[6:]}</x:Column>",
+    )
+    data = with_members(saved(plain_workbook()), {"xl/drawings/vmlDrawing1.vml": data_})
+    assert found(data, "g.xlsx") == []
+
+
+def test_docx_vml_part_text_box_is_scanned() -> None:
+    textbox = (
+        f'<xml {VML_NS} {nsdecls("w")}><v:shape id="t1"><v:textbox><w:txbxContent>'
+        f"<w:p><w:r><w:t>证件 {ID[:6]}</w:t></w:r><w:r><w:rPr><w:b/></w:rPr>"
+        f"<w:t>{ID[6:]}</w:t></w:r></w:p></w:txbxContent></v:textbox></v:shape></xml>"
+    )
+    data = with_members(plain_docx(), {"word/vmlDrawing1.vml": textbox})
+    assert found(data, "t.docx") == [("cn_resident_id", "t.docx › word/vmlDrawing1.vml")]
+
+
+def watermarked(text: str) -> bytes:
+    """A Word watermark: WordArt (v:textpath) in the header, its text an attribute."""
+    doc = docx.Document()
+    doc.add_paragraph("正文")
+    header = doc.sections[0].header.paragraphs[0]
+    header.text = "内部资料"
+    header._p.append(
+        parse_xml(
+            f'<w:r {nsdecls("w")} {VML_NS}><w:pict><v:shape id="PowerPlusWaterMarkObject1" '
+            'type="#_x0000_t136" fillcolor="silver" stroked="f">'
+            '<v:textpath style="font-family:&quot;宋体&quot;;font-size:1pt" '
+            f'string="{text}"/></v:shape></w:pict></w:r>'
+        )
+    )
+    return saved(doc)
+
+
+def test_docx_watermark_text_is_scanned() -> None:
+    data = watermarked(f"机密 {ID}")
+    (finding,) = found(data, "w.docx")
+    assert finding[0] == "cn_resident_id"
+    assert re.fullmatch(r"w\.docx › word/header\d*\.xml", finding[1])
+    parts, problems = run(data, "w.docx")
+    assert problems == []
+    (header,) = [p for p in parts if "header" in p.location]
+    assert header.text == f"内部资料\t机密 {ID}\t\n"
+
+
+def test_clean_documents_with_variables_and_vml_gain_nothing() -> None:
+    data = with_variables(watermarked("内部资料 请勿外传"), {"模板版本": "2024.3", "部门": "法务"})
+    _, problems = run(data, "clean.docx")
+    assert problems == []
+    assert found(data, "clean.docx") == []
+    wb = plain_workbook()
+    wb.active["A1"].comment = Comment("来源：财务部", "审核人")  # openpyxl writes a VML shape
+    xlsx = with_members(
+        saved(wb), {"xl/drawings/vmlDrawing2.vml": form_control("<font>提交</font>")}
+    )
+    _, problems = run(xlsx, "clean.xlsx")
+    assert problems == []
+    assert found(xlsx, "clean.xlsx") == []
+
+
+def test_tag_soup_is_balanced_and_linear() -> None:
+    from rules.extract.limits import Budget
+    from rules.extract.xmlstream import parse_tag_soup
+
+    events: list[str] = []
+    soup = b"<?xml version='1.0'?><!-- c --><a x=1><b>t&amp;<br>u</a></c><![CDATA[<d>]]>"
+    parse_tag_soup(
+        soup,
+        "soup",
+        Budget(Limits()),
+        lambda n, a: events.append(f"<{n} {sorted(a.items())}>"),
+        lambda n: events.append(f"</{n}>"),
+        events.append,
+    )
+    assert events == [
+        "<a [('x', '1')]>",
+        "<b []>",
+        "t&",
+        "<br []>",
+        "</br>",
+        "u",
+        "</b>",
+        "</a>",
+        "<d>",
+    ]
+    hostile_inputs = (b"<a ", b'<a "', b"<!--", b"<!", b"<![CDATA[", b"<a>", b"</a>")
+    for hostile in (h * 100_000 for h in hostile_inputs):  # each well under 0.5 s
+        began = time.monotonic()
+        parse_tag_soup(hostile, "h", Budget(Limits()), lambda *_: None, id, id)
+        assert time.monotonic() - began < 2
+
+
+# --- spreadsheet formulas ----------------------------------------------------
+
+
+def formula_workbook(**cells: str) -> bytes:
+    """openpyxl writes formulas without cached values: only the formula is there."""
+    wb = plain_workbook()
+    for ref, formula in cells.items():
+        wb.active[ref] = formula
+    return saved(wb)
+
+
+def test_formula_string_literal_without_a_cached_value_is_scanned() -> None:
+    data = formula_workbook(C2=f'=IF(B2>1000,"{ID}","")')
+    assert found(data, "f.xlsx") == [("cn_resident_id", "f.xlsx › 汇总!C2")]
+
+
+def test_concatenation_formulas_are_scanned() -> None:
+    data = formula_workbook(
+        C2=f'="{ID[:8]}" & "{ID[8:]}"',
+        D2=f'=CONCATENATE("{OTHER_ID[:4]}","{OTHER_ID[4:10]}",{OTHER_ID[10:]})',
+    )
+    assert found(data, "j.xlsx") == [
+        ("cn_resident_id", "j.xlsx › 汇总!C2"),
+        ("cn_resident_id", "j.xlsx › 汇总!D2"),
+    ]
+    parts, problems = run(data, "j.xlsx")
+    assert problems == []
+    assert parts[0].text.startswith("地区\t金额\n华北\t1200\t")  # values after the cells'
+
+
+def test_literals_the_formula_does_not_join_stay_apart() -> None:
+    data = formula_workbook(C2=f'=IF(B2>1000,"{ID[:6]}","{ID[6:]}")', D2=f'="{ID[:6]}"&B2')
+    assert found(data, "a.xlsx") == []
+
+
+def sheet_with(cells: str) -> bytes:
+    sheet = (
+        f'<worksheet xmlns="{SPREADSHEET_NS}"><sheetData><row r="1">{cells}</row>'
+        "</sheetData></worksheet>"
+    )
+    return with_members(saved(plain_workbook()), {"xl/worksheets/sheet1.xml": sheet})
+
+
+def test_shared_and_array_formulas_are_scanned_once() -> None:
+    data = sheet_with(
+        f'<c r="A1"><f t="shared" ref="A1:A3" si="0">"{ID[:8]}"&amp;"{ID[8:]}"&amp;B1</f></c>'
+        '<c r="A2"><f t="shared" si="0"/></c><c r="A3"><f t="shared" si="0"/></c>'
+        f'<c r="C1" t="str"><f t="array" ref="C1:C2">_xlfn.CONCAT("{OTHER_ID[:9]}",'
+        f'"{OTHER_ID[9:]}")</f><v>{OTHER_ID}</v></c>'
+    )
+    assert found(data, "s.xlsx") == [
+        ("cn_resident_id", "s.xlsx › 汇总!A1"),
+        ("cn_resident_id", "s.xlsx › 汇总!C1"),  # the cached value: the formula adds nothing
+    ]
+    parts, _ = run(data, "s.xlsx")
+    assert parts[0].text.split("\t")[-1] == OTHER_ID
+
+
+def test_clean_workbook_with_formulas_gains_nothing() -> None:
+    data = formula_workbook(
+        C2="=B2*0.13",
+        D2="=SUM(B2:C2)",
+        E2='=IF(D2>5000,"大额","普通")&"-"&A2',
+        F2="=VLOOKUP(A2,'汇总'!A:B,2,FALSE)",
+    )
+    _, problems = run(data, "clean.xlsx")
+    assert problems == []
+    assert found(data, "clean.xlsx") == []
+
+
+def test_vml_with_a_dtd_is_refused_not_read_as_tag_soup() -> None:
+    """Only VML that is not XML falls back to tag soup: a DTD (never in Office
+    XML) stays a Problem, as in every other part."""
+    bomb = f'<!DOCTYPE xml [<!ENTITY a "{ID}">]><xml {VML_NS}><v:textbox>&a;</v:textbox></xml>'
+    wb = plain_workbook()
+    wb.active["A3"] = OTHER_ID
+    data = with_members(saved(wb), {"xl/drawings/vmlDrawing1.vml": bomb})
+    _, problems = run(data, "d.xlsx")
+    assert [(p.detector, p.location) for p in problems] == [
+        (UNINSPECTABLE, "d.xlsx › xl/drawings/vmlDrawing1.vml")
+    ]
+    assert "DTD" in problems[0].reason
+    assert ("cn_resident_id", "d.xlsx › 汇总!A3") in found(data, "d.xlsx")
+
+
+FORMULAS = {
+    'IF(B2>1,"110105","19491231002X")': ["1", "110105", "19491231002X"],
+    '"11010519" & "491231002X"': ["11010519491231002X", "11010519", "491231002X"],
+    'A1&"身份证 "&"11010519491231002X"': ["身份证 11010519491231002X"],
+    '_xlfn.TEXTJOIN("-",TRUE,"110105","19491231002X")': ["-", "110105-19491231002X"],
+    '_xlfn.CONCAT("110105",A1,"19491231002X")': ["110105", "19491231002X"],
+    '"1"&2+3': ["1", "2", "3"],  # "1"&(2+3): 2 is not joined to "1"
+    "SUM(1:3)*1.05": ["1.05"],  # rows 1 to 3 are no values
+    "'客户 2024'!A1&[1]Sheet1!B2": [],
+    '"他说""好"""': ['他说"好"'],
+}
+
+
+def test_formula_values_join_what_the_formula_joins() -> None:
+    from rules.extract.formulas import formula_values
+
+    assert {f: formula_values(f) for f in FORMULAS} == FORMULAS
+
+
+def test_both_readings_of_a_formula_agree() -> None:
+    """A formula with no two literals side by side is read in one regex pass;
+    following its structure must give the same values."""
+    import random
+
+    from rules.extract.formulas import _joined_values, formula_values
+
+    pieces = ['"', "'", "A1", "$B$2", "1", "23", "0.5", "1E+3", ":", ",", ";", "(", ")"]
+    pieces += ["{", "}", "+", "*", " ", "\n", "#REF!", "[1]", "x", "中", "!", '""', '"a"']
+    pieces += ["&", " & ", "SUM(", "CONCATENATE(", "_xlfn.CONCAT(", "_xlfn.TEXTJOIN(", ID]
+    rng = random.Random(7)
+    for _ in range(20_000):
+        formula = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
+        structured = list(dict.fromkeys(v for v in _joined_values(formula) if v.strip()))
+        assert formula_values(formula) == structured, formula
