@@ -37,7 +37,10 @@ during the uploads is the larger of VmHWM (reset through /proc/PID/clear_refs
 before each upload run) and VmRSS sampled every 5 ms (the kernel updates
 VmHWM lazily, so a freed peak can escape it). MB = 10^6 bytes of request
 body. The goals of the issue (leakguard >= 85 % of plain mitmproxy's
-requests/s, >= 70 % of its upload MB/s) are reported, never enforced.
+requests/s, >= 70 % of its upload MB/s) are reported, never enforced. After the
+load, the budget the upload goal leaves for inspecting 1 MiB (mitmproxy's CPU
+per upload / 0.70, less that CPU) is printed beside what inspecting the same
+bodies costs at least (bench/upload_scan.py --floors, in its own process).
 
     .venv/bin/python bench/proxy.py                    # ~4-5 minutes
     .venv/bin/python bench/proxy.py --https --no-big   # through TLS interception, ~3 minutes
@@ -832,6 +835,33 @@ def print_errors(phases: list[Phase]) -> None:
         print(f"  {name} via {who}: " + ", ".join(f"{k} x{n}" for k, n in errors.items()))
 
 
+def print_budget(phases: list[Phase], seed: int) -> None:
+    """What the upload goal leaves for inspecting 1 MiB, beside what inspecting it costs
+    at least (bench/upload_scan.py --floors, in its own process once the load is over)."""
+    upload = next((p for p in phases if p.name == "upload 1 MiB"), None)
+    if upload is None:
+        return
+    mitm = upload.cpu_ms("mitmproxy")
+    allowed = mitm / UPLOAD_GOAL
+    budget = allowed - mitm
+    command = [sys.executable, str(HERE / "upload_scan.py"), "--floors", "--json"]
+    done = subprocess.run(
+        [*command, "--seed", str(seed)], capture_output=True, text=True, cwd=HERE.parent
+    )
+    print(
+        f"\nThe upload goal's budget: mitmproxy spends {mitm:.2f} ms of CPU on a 1 MiB upload; "
+        f"at {UPLOAD_GOAL:.0%} of its rate\n(CPU-bound, one process) leakguard may spend "
+        f"{allowed:.2f} ms, which leaves {budget:.2f} ms to inspect the body. "
+        "What inspecting it costs, ms of CPU:"
+    )
+    if done.returncode or not done.stdout.strip():
+        print(f"  (bench/upload_scan.py --floors failed: {done.stderr.strip()[-300:]})")
+        return
+    for what, ms in json.loads(done.stdout.splitlines()[-1]).items():
+        times = f"{ms / budget:.1f}x the budget" if budget > 0 else ""
+        print(f"  {what:<44}{ms:8.2f}  {times}")
+
+
 def print_inspection(phases: list[Phase], leakguard: Leakguard) -> None:
     events = leakguard.events()
     requests = [e for e in events if e.get("type") == "http.request"]
@@ -956,6 +986,7 @@ def main(argv: list[str] | None = None) -> int:
             print_origin_ceiling(phases)
             print_errors(phases)
             print_inspection(phases, guard)
+        print_budget(phases, args.seed)
     print("\nGoals from the issue (reported, never enforced):")
     for label, ratio, goal, met in verdicts:
         verdict = "PASS" if met else "MISS"

@@ -6,8 +6,16 @@ proxy's inspection does (`request_content.body_parts` then `inspect.scan`, with
 the engine of the shipped policy), with no proxy around: MB/s of CPU time,
 findings per body, and with --cprofile the functions that cost most.
 
+With --floors, ms of CPU per body for what any inspection of such a body must
+do at least, beside the whole judgement: decoding it as UTF-8 and one pass of
+the engine's token triggers (hyperscan) over it, and, for comparison, the
+engine on the same documents with no JSON escapes around them, and
+`json.loads`. `make bench-proxy` prints these beside the budget its goal
+leaves (bench/proxy.py runs this script with --floors --json).
+
     .venv/bin/python bench/upload_scan.py
     .venv/bin/python bench/upload_scan.py --bodies 8 --repeats 5 --cprofile
+    .venv/bin/python bench/upload_scan.py --floors
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import importlib.util
+import json
 import pstats
 import statistics
 import sys
@@ -53,6 +62,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--policy", type=Path, default=HERE.parent / "rules" / "default")
     parser.add_argument("--cprofile", action="store_true", help="profile one more pass")
+    parser.add_argument("--floors", action="store_true", help="least costs, ms per body")
+    parser.add_argument("--json", action="store_true", help="--floors as one JSON line")
     args = parser.parse_args()
 
     proxy_bench = _proxy_bench()
@@ -66,6 +77,15 @@ def main() -> None:
 
     def judge_all() -> int:
         return sum(len(scan(engine, body_parts(b, headers, limits))) for b in bodies)
+
+    if args.floors:
+        floors = least_costs(bodies, engine, lambda b: scan(engine, body_parts(b, headers, limits)))
+        if args.json:
+            print(json.dumps(floors))
+        else:
+            for what, ms in floors.items():
+                print(f"{what:<48}{ms:8.2f} ms per 1 MiB body")
+        return
 
     findings = judge_all()  # warm-up: caches filled, pages touched
     rates = []
@@ -82,6 +102,31 @@ def main() -> None:
         profile = cProfile.Profile()
         profile.runcall(judge_all)
         pstats.Stats(profile).sort_stats("tottime").print_stats(20)
+
+
+def least_costs(bodies: list[bytes], engine, judge) -> dict[str, float]:
+    """Median ms of CPU per body: the whole judgement, and what any scan costs at least."""
+
+    def per_body(work) -> float:
+        work(bodies[0])  # warm-up
+        times = []
+        for _ in range(3):
+            for body in bodies:
+                start = time.process_time()
+                work(body)
+                times.append(time.process_time() - start)
+        return 1000 * statistics.median(times)
+
+    plain = {id(b): "\n".join(a["text"] for a in json.loads(b)["attachments"]) for b in bodies}
+    return {
+        "whole judgement (extract + engine)": per_body(judge),
+        "engine on the same text, no JSON escapes": per_body(
+            lambda b: engine.scan_text(plain[id(b)])
+        ),
+        "json.loads": per_body(json.loads),
+        "UTF-8 decode": per_body(bytes.decode),
+        "one pass of the engine's token triggers": per_body(engine._triggers.ends),
+    }
 
 
 if __name__ == "__main__":
