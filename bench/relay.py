@@ -38,8 +38,11 @@ How: every phase runs `--rounds` times; in each round the contenders take turns
 in a rotating order (the machine has 2 noisy cores), each sending a fixed number
 of messages after a short warm-up; every figure is the median over rounds. The
 goals of the issue (leakguard delivered msg/s >= 70 % of the plain relay's and
->= Postfix's) are reported, never enforced. At the end leakguard's events.jsonl
-is checked: one smtp event with findings per message it judged.
+>= Postfix's) are reported, never enforced. After the load, the CPU the goal
+leaves per message beyond the plain relay's forwarding is printed beside the
+cost of leakguard's judge alone on the same messages (timed in its own
+process). At the end leakguard's events.jsonl is checked: one smtp event with
+findings per message it judged.
 
     .venv/bin/python bench/relay.py                 # ~2-3 minutes (+ apt-get once)
     .venv/bin/python bench/relay.py --no-postfix    # plain relay and leakguard only
@@ -551,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--serve-sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-plain", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--time-judge", type=Path, help=argparse.SUPPRESS)  # a state dir
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--messages", type=int, default=1500, help="10 KiB messages per run")
     parser.add_argument("--attachments", type=int, default=64, help="1 MiB messages per run")
@@ -571,6 +575,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.serve_plain:
         serve_plain(*args.serve_plain)
+        return 0
+    if args.time_judge:
+        print(json.dumps(time_judge(args.time_judge, args.policy)))
         return 0
     if args.quick:
         args.messages, args.attachments, args.rounds = 60, 4, 1
@@ -619,7 +626,54 @@ def main(argv: list[str] | None = None) -> int:
             sink.proc.kill()
             sink.proc.wait()
     report(results, names, phases, events)
+    if "plain relay" in names:
+        print_budget(results, args.policy)
     return 0
+
+
+def time_judge(state: Path, policy: Path | None) -> dict[str, float]:
+    """Median CPU ms of leakguard's real judge on one 10 KiB bench message, alone."""
+    sys.path.insert(0, str(ROOT))
+    from audit.events import JsonLinesLog
+    from mailrelay.plan import Envelope
+    from mailrelay.server import real_judge
+
+    state.mkdir(parents=True, exist_ok=True)
+    judge = real_judge(state, policy, JsonLinesLog(state / "events.jsonl").record)
+    envelope = Envelope(SENDER, (RECIPIENT,), source_ip=HOST, message_id="bench")
+    messages = [message_10k(i) for i in range(400)]
+    times = []
+    for i, data in enumerate(messages * 2):
+        start = time.process_time()
+        judge(data, envelope)
+        if i >= len(messages):  # the first pass warms up
+            times.append(time.process_time() - start)
+    return {"judge alone": 1000 * statistics.median(times)}
+
+
+def print_budget(results: dict, policy: Path | None) -> None:
+    """What the goal leaves for inspecting and spooling a 10 KiB message, beside the
+    judge's own cost (timed in its own process once the load is over)."""
+    runs = results.get(("10 KiB", "plain relay"), [])
+    plain = median([1000 * r.cpu_s / r.sent for r in runs if r.cpu_s])
+    if not plain:
+        return
+    allowed = plain / MSGS_GOAL
+    with tempfile.TemporaryDirectory(prefix="bench-judge-") as tmp:
+        command = [sys.executable, __file__, "--time-judge", tmp]
+        command += ["--policy", str(policy)] if policy else []
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    print(
+        f"\nThe goal's budget: the plain relay spends {plain:.2f} ms of CPU on a 10 KiB message;"
+        f" at {MSGS_GOAL:.0%} of its rate\n(CPU-bound, one interpreter) leakguard may spend"
+        f" {allowed:.2f} ms, which leaves {allowed - plain:.2f} ms beyond forwarding it for"
+        " judging, spooling and recording it."
+    )
+    if done.returncode or not done.stdout.strip():
+        print(f"  (timing the judge failed: {done.stderr.strip()[-300:]})")
+        return
+    for what, ms in json.loads(done.stdout.splitlines()[-1]).items():
+        print(f"  {what:<44}{ms:8.2f} ms  {ms / (allowed - plain):.1f}x what is left")
 
 
 def report(results: dict, names: list[str], phases: list, events: str) -> None:
