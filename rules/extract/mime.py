@@ -146,6 +146,8 @@ def _entity(
         inner = part.get_payload()
         if isinstance(inner, list) and inner:
             label = f"attachment {filename or 'message'}"
+            if filename:  # a forwarded message's file name is the sender's words too
+                named.append((filename, item.at(label)))
             yield from walk.nested_parsed(
                 item, item.at(label), lambda it: _message(inner[0], it, walk)
             )

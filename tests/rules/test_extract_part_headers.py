@@ -141,3 +141,17 @@ def test_single_part_message_header_is_read_once() -> None:
     parts, _, findings = run(msg.as_bytes(policy=SMTP))
     assert [p.location for p in parts] == ["m.eml › mail headers", "m.eml › mail body text/plain"]
     assert ids_at(findings) == ["m.eml › mail headers › X-Case"]
+
+
+def test_a_forwarded_messages_file_name_is_scanned() -> None:
+    """`张三_<ID>.eml`, described by the same words (as Outlook does): the name is read
+    once, with the attachment names, located at the attachment. Before, the description
+    was skipped as a copy of a name that was itself never scanned."""
+    inner = mail()
+    msg = mail()
+    msg.add_attachment(inner, filename=f"张三_{ID}.eml")
+    part = msg.get_payload()[-1]
+    part["Content-Description"] = f"张三_{ID}.eml"
+    _, problems, findings = run(msg.as_bytes(policy=SMTP))
+    assert problems == []
+    assert ids_at(findings) == ["m.eml › attachment 张三_110105********002X.eml"]  # redacted
