@@ -46,7 +46,7 @@ _FIELD_KEYS = ("/V", "/DV", "/RV", "/Opt")  # value, default, rich value, choice
 _FILE_KEYS = ("/UF", "/F", "/DOS", "/Mac", "/Unix")  # a file specification's names
 # Outline items, actions, tree nodes and their arrays one piece visits: a million
 # bookmarks or a chain of actions costs bounded time; past it, a Problem.
-MAX_OBJECTS = 10_000
+MAX_OBJECTS = 200_000  # LaTeX's hyperref writes two per bookmark; seen and budget bound the work
 _MAX_FIELD_DEPTH = 32  # parts of a qualified field name (/Parent links may loop)
 _END = object()
 
@@ -141,7 +141,9 @@ def _strings(value: object, depth: int = 0) -> list[str]:
 
 
 def _joined(texts: list[str]) -> str:
-    return "\n".join(dict.fromkeys(text for text in texts if text.strip()))
+    # Tabs: the engine reads a number on across a line break (a value printed over two
+    # lines), so two titles or two scripts on two lines could make one ID.
+    return "\t".join(dict.fromkeys(text for text in texts if text.strip()))
 
 
 def _info(reader: PdfReader) -> Entries:
@@ -216,7 +218,7 @@ def _attached(spec: object, files: list[tuple[str, StreamObject]]) -> list[str]:
     spec = _resolve(spec)
     if not isinstance(spec, DictionaryObject):
         return _strings(spec)  # a bare file name, nothing embedded
-    names = [text for key in ("/UF", "/F") for text in _strings(spec.get(key))]
+    names = [text for key in _FILE_KEYS for text in _strings(spec.get(key))]
     embedded = _resolve(spec.get("/EF"))
     if isinstance(embedded, DictionaryObject):
         stream = _resolve(embedded.get("/F") or embedded.get("/UF"))

@@ -21,7 +21,7 @@ from pypdf.generic import (
     TextStringObject,
 )
 
-from rules.extract.pdf import MAX_OBJECTS
+from rules.extract import pdf as pdf_module
 from tests.rules.test_extract_hidden_pdf_ole import ID, ID2, blank_pdf, ids_at, run, saved
 
 
@@ -116,11 +116,16 @@ def test_outline_loop_ends() -> None:
     assert ids_at(findings) == ["loop.pdf › outline"]
 
 
-def test_outline_past_the_limit_is_a_problem_and_the_start_is_read() -> None:
+# The limits are lowered here so that the files stay small; the code path is the same.
+LOWERED = 1_000
+
+
+def test_outline_past_the_limit_is_a_problem_and_the_start_is_read(monkeypatch) -> None:
+    monkeypatch.setattr(pdf_module, "MAX_OBJECTS", LOWERED)
     writer = blank_pdf()
     items = [
         writer._add_object(DictionaryObject({NameObject("/Title"): TextStringObject(f"{n}")}))
-        for n in range(MAX_OBJECTS + 5)
+        for n in range(LOWERED + 5)
     ]
     items[0].get_object()[NameObject("/Title")] = TextStringObject(f"甲 {ID}")
     items[-1].get_object()[NameObject("/Title")] = TextStringObject(f"乙 {ID2}")
@@ -131,9 +136,42 @@ def test_outline_past_the_limit_is_a_problem_and_the_start_is_read() -> None:
     )
     _, problems, findings = run(saved(writer), "big.pdf")
     assert [(p.location, p.reason) for p in problems] == [
-        ("big.pdf › outline", f"outline: more than {MAX_OBJECTS} objects, the rest not read")
+        ("big.pdf › outline", f"outline: more than {LOWERED} objects, the rest not read")
     ]
     assert ids_at(findings) == ["big.pdf › outline"]  # the first item's; the last is reported
+
+
+def test_a_long_outline_of_links_is_read_whole() -> None:
+    """6,000 bookmarks with GoTo actions, as LaTeX's hyperref writes them, are no Problem."""
+    writer = blank_pdf()
+    page = writer.pages[0].indirect_reference
+    items = []
+    for n in range(6_000):
+        goto = writer._add_object(action("GoTo", D=ArrayObject([page, NameObject("/Fit")])))
+        title = TextStringObject(f"{n}" if n < 5_999 else f"乙 {ID2}")
+        items.append(
+            writer._add_object(
+                DictionaryObject({NameObject("/Title"): title, NameObject("/A"): goto})
+            )
+        )
+    for ref, after in itertools.pairwise(items):
+        ref.get_object()[NameObject("/Next")] = after
+    writer._root_object[NameObject("/Outlines")] = DictionaryObject(
+        {NameObject("/First"): items[0], NameObject("/Last"): items[-1]}
+    )
+    _, problems, findings = run(saved(writer), "thesis.pdf")
+    assert problems == []
+    assert ids_at(findings) == ["thesis.pdf › outline"]
+
+
+def test_titles_are_not_read_as_one_value() -> None:
+    """Two bookmarks holding the two halves of an ID make no ID."""
+    writer = blank_pdf()
+    writer.add_outline_item(title=ID[:12], page_number=0)
+    writer.add_outline_item(title=ID[12:], page_number=0)
+    _, problems, findings = run(saved(writer), "halves.pdf")
+    assert problems == []
+    assert findings == []
 
 
 # --- scripts and actions ------------------------------------------------------------
@@ -265,7 +303,8 @@ def test_action_loop_ends() -> None:
     assert ids_at(findings) == ["loop.pdf › javascript › open action"]  # each action read once
 
 
-def test_actions_sharing_one_long_next_array_cost_bounded_time() -> None:
+def test_actions_sharing_one_long_next_array_cost_bounded_time(monkeypatch) -> None:
+    monkeypatch.setattr(pdf_module, "MAX_OBJECTS", LOWERED)
     writer = blank_pdf()
     actions = [writer._add_object(action("JavaScript", JS=f"f({n});")) for n in range(12_000)]
     actions[1].get_object()[NameObject("/JS")] = TextStringObject(f"f('{ID}');")
@@ -277,7 +316,7 @@ def test_actions_sharing_one_long_next_array_cost_bounded_time() -> None:
     _, problems, findings = run(saved(writer), "wide.pdf")
     assert time.monotonic() - started < 10
     assert [(p.location, p.reason) for p in problems] == [
-        ("wide.pdf › javascript", f"javascript: more than {MAX_OBJECTS} objects, the rest not read")
+        ("wide.pdf › javascript", f"javascript: more than {LOWERED} objects, the rest not read")
     ]
     assert ids_at(findings) == ["wide.pdf › javascript › open action"]
 
