@@ -41,7 +41,12 @@ _PROPERTY_PARTS = ("docProps/core.xml", "docProps/app.xml", "docProps/custom.xml
 _EMBEDDED = re.compile(r"(?:word|xl|ppt)/embeddings/[^/]+")
 # Document variables (w:docVars): name/value pairs that templates and add-ins
 # keep in the settings, shown nowhere; the rest of the settings is configuration.
-_SETTINGS = "word/settings.xml"
+# The glossary document (building blocks, AutoText) has settings of its own,
+# which the catch-all would read only for their text nodes: w:val is an attribute.
+_SETTINGS = (
+    ("word/settings.xml", "document variables"),
+    ("word/glossary/settings.xml", "glossary document variables"),
+)
 
 
 def document_kind(zf: zipfile.ZipFile) -> str | None:
@@ -131,8 +136,11 @@ def extract_document(
             if text.strip():
                 yield Part(item.at(label), text)
     yield from _properties(read, names, item, walk)
-    if kind == WORD and _SETTINGS in names:
-        yield from _variables(read, item, walk)
+    if kind == WORD:
+        for name, label in _SETTINGS:
+            if name in names:
+                rest.done.add(name)
+                yield from _variables(read, name, label, item, walk)
     yield from _embedded(zf, names, item, walk)
     yield from ooxml_parts.extract_leftovers(read, names, rest, item, walk)
 
@@ -209,17 +217,17 @@ class VariableText:
         pass
 
 
-def _variables(read: Callable[[str], bytes], item: Item, walk: Walk) -> Iterator[Part | Problem]:
+def _variables(
+    read: Callable[[str], bytes], name: str, label: str, item: Item, walk: Walk
+) -> Iterator[Part | Problem]:
     """One Part of "name: value" lines, a Segment per variable, as for properties."""
     collector = VariableText()
-    what = f"document part {_SETTINGS}"
-    problem = or_problem(
-        item.at(_SETTINGS), parse_part, read, _SETTINGS, what, walk.budget, collector
-    )
+    what = f"document part {name}"
+    problem = or_problem(item.at(name), parse_part, read, name, what, walk.budget, collector)
     if problem is not None:
         yield problem
         return
-    location = item.at("document variables")
+    location = item.at(label)
     lines = [(f"{n}: {v}", join_location(location, n)) for n, v in collector.found]
     if part := names_part(location, lines):
         yield part

@@ -6,11 +6,14 @@ by Excel to 15 significant digits, and is shown in exponent form so the
 rounded digits do not pose as a real ID or card number.
 
 A formula's values (`formulas`) follow the cell's shown value, tab-separated,
-with the same cell's location: those the cached value already shows are left
-out, so a formula adds only what it hides or builds unseen (a workbook that
-openpyxl wrote has no cached values at all). A shared formula's text is in its
-first cell only, and its literals are the same in every cell, so that one cell
-is where they are scanned.
+with the same cell's location, whether the cell has a cached value or not (a
+workbook that openpyxl wrote has none): only a value equal to the shown one is
+left out. A value the shown one merely contains is kept, since it may not stand
+there as it does alone: "99"&"11010519491231002X" shows "9911010519491231002X",
+where the ID is glued to "99" and is not found. Where a match stands alone is
+each detector's own business, so no rule about neighbours is attempted here.
+A shared formula's text is in its first cell only, and its literals are the
+same in every cell, so that one cell is where they are scanned.
 
 Text of a sheet outside its cells (headers and footers, data-validation lists)
 and the parts read go to the caller's `Remainder`, for the Part of other
@@ -206,7 +209,7 @@ class _SheetText:
                 self._row.append((self._ref, shown))
             if self._formula:
                 for value in formula_values("".join(self._formula)):
-                    if value not in shown:
+                    if value != shown:  # see the module docstring
                         self._row.append((self._ref, value))
         elif name == "row":
             self._emit_row()

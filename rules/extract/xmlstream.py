@@ -106,9 +106,16 @@ def or_problem[T](location: str, parse: Callable[..., T], *args: object) -> T | 
 
 
 # A tag; quoted attribute values stop at "<", so a failed match never scans past
-# the next "<" and hostile input costs linear time.
-_TAG = re.compile(r"""<(/?)([^\s<>/"'=]+)((?:[^<>"']|"[^"<]*"|'[^'<]*')*)>""")
-_SOUP_ATTR = re.compile(r"""([^\s=/"']+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
+# the next "<". Possessive quantifiers keep a failed match from handing the
+# name's characters back one at a time to the attributes (each hand-back a scan
+# to the next "<": quadratic time for "<aaaa…" with no ">"), and an attribute
+# name starts only where a name can (not inside a longer one), so a run of name
+# characters with no "=" after it is scanned once, not once from each of its
+# characters: hostile input costs linear time.
+_TAG = re.compile(r"""<(/?)([^\s<>/"'=]++)((?:[^<>"']|"[^"<]*+"|'[^'<]*+')*+)>""")
+_SOUP_ATTR = re.compile(
+    r"""(?<![^\s=/"'])([^\s=/"']++)\s*+=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))"""
+)
 _VOID = frozenset({"br", "hr", "img", "meta", "link", "input", "col", "area", "wbr"})
 _SOUP_CHECK = 4096  # markup items between time-budget checks
 

@@ -295,10 +295,13 @@ def test_shared_and_array_formulas_are_scanned_once() -> None:
     )
     assert found(data, "s.xlsx") == [
         ("cn_resident_id", "s.xlsx › 汇总!A1"),
-        ("cn_resident_id", "s.xlsx › 汇总!C1"),  # the cached value: the formula adds nothing
+        ("cn_resident_id", "s.xlsx › 汇总!C1"),
     ]
     parts, _ = run(data, "s.xlsx")
-    assert parts[0].text.split("\t")[-1] == OTHER_ID
+    # C1: the joined value is the cached one, not repeated; the glued pieces
+    # follow, as they do with no cached value
+    assert parts[0].text.split("\t")[-3:] == [OTHER_ID, OTHER_ID[:9], OTHER_ID[9:]]
+    assert parts[0].text.count(OTHER_ID) == 1
 
 
 def test_clean_workbook_with_formulas_gains_nothing() -> None:
@@ -362,3 +365,120 @@ def test_both_readings_of_a_formula_agree() -> None:
         formula = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
         structured = list(dict.fromkeys(v for v in _joined_values(formula) if v.strip()))
         assert formula_values(formula) == structured, formula
+
+
+# --- review findings: linear time, cached formula values, glossary variables ---
+
+
+def test_tag_soup_unterminated_tag_and_attribute_run_cost_linear_time() -> None:
+    """A tag with no ">" and a run of name characters with no "=" each took
+    quadratic time (20,000 characters: 9 s and 5 s), past any time budget,
+    which is only checked between tags."""
+    from rules.extract.limits import Budget
+    from rules.extract.xmlstream import parse_tag_soup
+
+    hostile_inputs = (
+        b"<xml><br><" + b"a" * 20_000,  # the malformed .vml of the review: 9 s before
+        b"<a " + b"b" * 30_000 + b">",  # 10 s before
+        (b"<" + b"a" * 20_000) * 5,
+    )
+    for hostile in hostile_inputs:
+        began = time.monotonic()
+        parse_tag_soup(hostile, "h", Budget(Limits()), lambda *_: None, id, id)
+        assert time.monotonic() - began < 1  # milliseconds now
+
+
+def test_tag_soup_attributes_are_read_as_before() -> None:
+    from rules.extract.limits import Budget
+    from rules.extract.xmlstream import parse_tag_soup
+
+    starts: list[tuple[str, dict[str, str]]] = []
+    soup = (
+        b'<v:shape a="1"b=\'2\' c=3 d = "4" x:e="&lt;5&gt;" f/>'
+        b'<img o:title="a > b" alt=\'c"d\'>'
+        b"<p x/y=1 =z=2 q==3>"
+    )
+    parse_tag_soup(soup, "s", Budget(Limits()), lambda n, a: starts.append((n, a)), id, id)
+    assert starts == [
+        ("shape", {"a": "1", "b": "2", "c": "3", "d": "4", "x:e": "<5>"}),
+        ("img", {"o:title": "a > b", "alt": 'c"d'}),
+        ("p", {"y": "1", "z": "2", "q": "=3"}),
+    ]
+
+
+def test_formula_with_a_long_number_or_bracket_run_costs_linear_time() -> None:
+    """A digit run before ":" was read again from each digit, and each "[" of a
+    run of them scanned to the end: 40,000 digits took 6 s, 80,000 "[" 6 s."""
+    from rules.extract.formulas import _joined_values, formula_values
+
+    for formula in ("1" * 40_000 + ":1", "[" * 80_000, "SUM(" + "1" * 40_000 + " : 3)"):
+        began = time.monotonic()
+        formula_values(formula)
+        _joined_values(formula)
+        assert time.monotonic() - began < 1  # milliseconds now
+    assert formula_values("1" * 40_000 + ":1") == []  # still a range of rows, no value
+    assert formula_values('"1"&1.5.5+2') == ["1", "1.5", ".5", "2"]
+
+
+def test_workbook_with_a_long_range_row_stays_within_its_budget() -> None:
+    """The reviewer's workbook: one formula of 30,000 digits took 3.3 s past a 1 s budget."""
+    data = formula_workbook(A1="=" + "1" * 30_000 + ":1")
+    began = time.monotonic()
+    _, problems = run(data, "r.xlsx")
+    assert time.monotonic() - began < 1
+    assert problems == []
+
+
+def test_glued_formula_pieces_are_scanned_with_a_cached_value_too() -> None:
+    """ "99"&ID caches "99…": the shown value holds the ID, but glued, so it is
+    not found there; the pieces were dropped as substrings of the cached value."""
+    glued = f'"99"&amp;"{ID}"'
+    cached = sheet_with(f'<c r="A1" t="str"><f>{glued}</f><v>99{ID}</v></c>')
+    uncached = sheet_with(f'<c r="A1"><f>{glued}</f></c>')
+    for data in (cached, uncached):
+        assert found(data, "g.xlsx") == [("cn_resident_id", "g.xlsx › 汇总!A1")]
+        parts, problems = run(data, "g.xlsx")
+        assert problems == []
+        assert parts[0].text == f"99{ID}\t99\t{ID}"  # the cached value once
+
+
+def test_formula_value_equal_to_the_cached_one_is_not_repeated() -> None:
+    data = sheet_with(
+        f'<c r="A1" t="str"><f>IF(B1&gt;1,"{ID}","无")</f><v>{ID}</v></c>'
+        '<c r="B1" t="str"><f>IF(C1,"是","否")</f><v>是</v></c>'
+    )
+    parts, problems = run(data, "e.xlsx")
+    assert problems == []
+    # "1" is in the shown ID, yet kept: only a value equal to the shown one is left out
+    assert parts[0].text == f"{ID}\t1\t无\t是\t否"
+
+
+def test_glossary_document_variables_are_scanned() -> None:
+    """The glossary document (building blocks) has settings, and variables, of its own."""
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    settings = (
+        f'<w:settings {w}><w:docVars><w:docVar w:name="客户证件" w:val="{ID}"/>'
+        '</w:docVars><w:compat><w:compatSetting w:name="compatibilityMode" w:val="15"/>'
+        "</w:compat></w:settings>"
+    )
+    glossary = f"<w:glossaryDocument {w}><w:docParts/></w:glossaryDocument>"
+    data = with_members(
+        plain_docx(),
+        {"word/glossary/settings.xml": settings, "word/glossary/document.xml": glossary},
+    )
+    assert found(data, "g.docx") == [
+        ("cn_resident_id", "g.docx › glossary document variables › 客户证件")
+    ]
+    parts, problems = run(data, "g.docx")
+    assert problems == []
+    assert [p.text for p in parts if "variables" in p.location] == [f"客户证件: {ID}"]
+    assert not [p for p in parts if "compatibilityMode" in p.text]
+
+
+def test_corrupt_glossary_settings_are_one_problem() -> None:
+    broken = '<w:settings xmlns:w="urn:w"><w:docVars><w:docVar w:name="a" w:val="1"/>'
+    data = with_members(plain_docx(), {"word/glossary/settings.xml": broken})
+    _, problems = run(data, "c.docx")
+    assert [(p.detector, p.location) for p in problems] == [
+        (UNINSPECTABLE, "c.docx › word/glossary/settings.xml")
+    ]
