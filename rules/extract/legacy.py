@@ -9,11 +9,13 @@ parsed ([MS-OLEPS]): Word does not show them in the document.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import io
 import re
 import struct
 import uuid
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -66,7 +68,7 @@ def _excel_encrypted(stream: bytes) -> bool:
     return False
 
 
-def text_runs(stream: bytes) -> list[str]:
+def text_runs(stream: bytes | bytearray) -> list[str]:
     """Readable runs: UTF-16LE at both byte alignments, then 8-bit text outside those."""
     runs: list[str] = []
     for align in (0, 1):
@@ -80,13 +82,52 @@ _OLE_ERRORS = (OSError, ValueError, IndexError, KeyError, TypeError)
 OlePath = tuple[str, ...]  # a stream or storage from the root: ("ObjectPool", "_123", "CONTENTS")
 
 
-def _read(ole: olefile.OleFileIO, path: OlePath, walk: Walk) -> bytes:
-    walk.budget.check()
-    if ole.get_size(list(path)) > walk.limits.max_member_bytes:
-        raise ExtractionError(
-            f"stream {'/'.join(path)} is over the {size_text(walk.limits.max_member_bytes)} limit"
-        )
-    return ole.openstream(list(path)).read()
+class _Compound:
+    """An open compound file, its streams listed once: their directory entries by path,
+    and the paths sorted, so that the streams below a storage are one run of them."""
+
+    def __init__(self, ole: olefile.OleFileIO, walk: Walk) -> None:
+        self.ole, self.walk = ole, walk
+        self.entries: dict[OlePath, olefile.OleDirectoryEntry] = {}
+        storages: list[tuple[OlePath, olefile.OleDirectoryEntry]] = [((), ole.root)]
+        while storages:
+            walk.budget.check()
+            path, node = storages.pop()
+            for kid in node.kids:
+                at = (*path, kid.name)
+                if kid.entry_type == olefile.STGTY_STORAGE:
+                    storages.append((at, kid))
+                elif kid.entry_type == olefile.STGTY_STREAM:
+                    self.entries[at] = kid
+        self.paths = sorted(self.entries)
+
+    def below(self, base: OlePath) -> list[OlePath]:
+        """The streams below storage `base`, as paths relative to it."""
+        paths, n, out = self.paths, len(base), []
+        for i in range(bisect.bisect_left(paths, base), len(paths)):
+            if paths[i][:n] != base:
+                break
+            out.append(paths[i][n:])
+        return out
+
+    def read(self, path: OlePath) -> bytes:
+        budget, limit = self.walk.budget, self.walk.limits.max_member_bytes
+        budget.check()
+        entry = self.entries[path]
+        if entry.size > limit:
+            raise ExtractionError(f"stream {'/'.join(path)} is over the {size_text(limit)} limit")
+        # What openstream does, without its search by name through every sibling (an
+        # ObjectPool of thousands of objects made that quadratic). _open is olefile's own
+        # (0.47); should a release drop it, openstream still gives the same bytes.
+        opener = getattr(self.ole, "_open", None)
+        if opener is not None:
+            data = opener(entry.isectStart, entry.size).read()
+        else:  # pragma: no cover - olefile 0.47 has _open
+            data = self.ole.openstream(list(path)).read()
+        # Directory entries may share one sector chain: every read is counted, so that
+        # N entries of one stream cannot cost N times the file.
+        budget.spend_expanded(len(data))
+        return data
 
 
 def _encrypted_stream(name: str, stream: bytes) -> bool:
@@ -101,62 +142,75 @@ def extract_ole(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]
     except _OLE_ERRORS as exc:
         raise ExtractionError(f"corrupt OLE file ({type(exc).__name__})") from None
     with ole:
-        yield from _document(ole, (), item, walk)
+        yield from _document(_Compound(ole, walk), (), item)
 
 
-def _document(
-    ole: olefile.OleFileIO, base: OlePath, item: Item, walk: Walk
-) -> Iterator[Part | Problem]:
+@dataclass(frozen=True, slots=True)
+class _Contents:
+    runs: list[str]  # of the streams that hold the text
+    properties: list[tuple[str, str]]  # (name, text) of the property set streams
+    objects: list[_Object]  # embedded in it
+    ppt: tuple[bytes, array[int]] | None  # the PowerPoint stream and its objects' records
+
+
+def _document(cf: _Compound, base: OlePath, item: Item) -> Iterator[Part | Problem]:
     """The document in storage `base` (() for the file itself): its text, its
     properties, then the files embedded in it."""
     try:
-        encrypted, streams, properties, objects = _contents(ole, base, walk)
+        contents = _contents(cf, base)
     except _OLE_ERRORS as exc:
         raise ExtractionError(f"corrupt OLE file ({type(exc).__name__})") from None
-    if encrypted or any(_encrypted_stream(name, stream) for name, stream in streams):
+    if contents is None:
         yield Problem(ENCRYPTED_ARCHIVE, item.location, "password-protected Office document")
         return
-    ppt_objects: list[tuple[bool, bytes]] = []
-    for i, (name, stream) in enumerate(streams):
-        if name == _PPT_STREAM:
-            rest, ppt_objects = _ppt_split(stream, walk)
-            streams[i] = (name, rest)
-    runs = [run for _, stream in streams for run in text_runs(stream)]
-    if runs:
-        yield Part(item.at("legacy doc text"), "\n".join(runs))
+    if contents.runs:
+        yield Part(item.at("legacy doc text"), "\n".join(contents.runs))
     location = item.at("document properties")
     lines = [
-        (f"{name}: {text}", join_location(location, name))
-        for stream in properties
-        for name, text in property_strings(stream)
+        (f"{name}: {text}", join_location(location, name)) for name, text in contents.properties
     ]
     if part := names_part(location, lines):
         yield part
-    yield from _embedded(ole, objects, item, walk)
-    yield from _ppt_objects(ppt_objects, item, walk)
+    yield from _embedded(cf, contents.objects, item)
+    if contents.ppt:
+        yield from _ppt_objects(*contents.ppt, item, cf.walk)
 
 
-def _contents(
-    ole: olefile.OleFileIO, base: OlePath, walk: Walk
-) -> tuple[bool, list[tuple[str, bytes]], list[bytes], list[_Object]]:
-    """(encrypted?, [(stream name, bytes)] of the streams that hold the text, [bytes] of
-    the property set streams, the objects embedded in it) of the document at `base`."""
-    if all(ole.exists([*base, name]) for name in _ENCRYPTED_PACKAGE):
-        return True, [], [], []
-    inside = [p[len(base) :] for p in map(tuple, ole.listdir()) if p[: len(base)] == base]
-    direct = {p[0].lower() for p in inside if len(p) == 1}
+def _contents(cf: _Compound, base: OlePath) -> _Contents | None:
+    """What the document at `base` holds; None when it is password-protected. Its
+    streams are read one at a time, the objects' not at all (each when extracted)."""
+    inside = cf.below(base)
+    direct = {p[0].lower(): p[0] for p in inside if len(p) == 1}
+    if all(name.lower() in direct for name in _ENCRYPTED_PACKAGE):
+        return None
     names = [n for n in _TEXT_STREAMS if n.lower() in direct]
-    objects, taken = _objects(ole, base, inside, bool(names), walk)
+    objects, taken = _objects(base, inside, bool(names), cf.walk)
     if names:
-        streams = [(n, _read(ole, (*base, n), walk)) for n in names]
+        streams = [(n, (direct[n.lower()],)) for n in names]
     else:  # an unknown container: every stream but the ones read as embedded files
         streams = [
-            ("/".join(p), _read(ole, (*base, *p), walk))
+            ("/".join(p), p)
             for p in inside
             if p not in taken and not (len(p) == 1 and p[0] in _PROPERTY_STREAMS)
         ]
-    properties = [_read(ole, (*base, n), walk) for n in _PROPERTY_STREAMS if n.lower() in direct]
-    return False, streams, properties, objects
+    runs: list[str] = []
+    ppt = None
+    for name, path in streams:
+        stream = cf.read((*base, *path))
+        if _encrypted_stream(name, stream):
+            return None
+        if name == _PPT_STREAM:
+            rest, records = _ppt_split(stream, cf.walk)
+            ppt = (stream, records) if records else None
+            stream = rest
+        runs += text_runs(stream)
+    properties = [
+        found
+        for n in _PROPERTY_STREAMS
+        if n.lower() in direct
+        for found in property_strings(cf.read((*base, direct[n.lower()])))
+    ]
+    return _Contents(runs, properties, objects, ppt)
 
 
 # --- embedded objects ([MS-OLEDS]) ----------------------------------------------------
@@ -165,80 +219,97 @@ def _contents(
 # file itself for an OOXML oleObject1.bin) is a storage holding its server's data: an
 # OLE Package (\x01Ole10Native: a whole file with its name and path), an OOXML document
 # (Package), the server's file (CONTENTS: Acrobat's PDF), or a legacy document's own
-# streams (WordDocument …). Each is read as the file it is, under "embedded › NAME".
+# streams (WordDocument …). Each is read as the file it is, under "embedded › NAME";
+# data of no format we read, as runs of text there.
 
 _PPT_STREAM = "PowerPoint Document"
 _NATIVE, _PACKAGE, _CONTENTS = "\x01ole10native", "package", "contents"  # lower-cased
-_MARKS = frozenset((_NATIVE, _PACKAGE, _CONTENTS, *(n.lower() for n in _TEXT_STREAMS)))
+_PAYLOADS = (_NATIVE, _PACKAGE, _CONTENTS)
+_DOCUMENT_MARKS = frozenset(n.lower() for n in _TEXT_STREAMS)
+_MARKS = frozenset((*_PAYLOADS, *_DOCUMENT_MARKS))
+# Names Office gives the storages of objects (Word, Excel, Outlook): no user text.
+_GENERATED = re.compile(
+    r"_\d{1,10}|MBD[0-9A-F]{8}|ObjectPool|__substg1\.0_[0-9A-F]{8}|__attach_version1\.0_#[0-9A-F]{8}",
+    re.IGNORECASE,
+)
 _MAX_NAME = 32768  # bytes of a label or path in a package; Windows paths are shorter
 _PPT_EXTERNAL_OLE_STORAGE = 0x1011  # ExOleObjStg record ([MS-PPT] 2.10.34)
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_CFB_HEADER = 512  # bytes: anything shorter is no compound file
 
 
 @dataclass(frozen=True, slots=True)
 class _Object:
     label: str  # under "embedded › "
-    storage: OlePath = ()  # a legacy document's storage, when data is None
+    path: OlePath  # its payload stream, or its storage when a legacy document
+    storage: OlePath  # its storage, from the document holding it
+    mark: str = ""  # the payload stream's name, lower-cased; "" for a legacy document
+
+
+@dataclass(frozen=True, slots=True)
+class _Payload:
+    """What a payload stream holds."""
+
+    label: str  # under "embedded › "
     data: bytes | None = None  # its file
     name: str = ""  # the file's own name (for sniffing)
     names: tuple[tuple[str, str], ...] = ()  # (text, what) of its label and paths
     problem: str = ""  # why its file cannot be read
+    raw: bool = False  # data of no format we read: scanned as runs of text
 
 
 def _objects(
-    ole: olefile.OleFileIO, base: OlePath, inside: list[OlePath], is_document: bool, walk: Walk
+    base: OlePath, inside: list[OlePath], is_document: bool, walk: Walk
 ) -> tuple[list[_Object], set[OlePath]]:
-    """The objects nearest below `base` (and `base`'s own file when it is not a document
-    but an object itself, as an oleObject1.bin is), and the paths (relative to `base`)
-    of the streams they take."""
+    """The objects below `base` but in no legacy document below it (that document's
+    own), with `base`'s own file when it is not a document but an object itself (as an
+    oleObject1.bin is); and the paths (relative to `base`) of the streams they take.
+    An object's payload hides nothing: objects in its storage are objects too."""
     storages: dict[OlePath, dict[str, str]] = {}  # storage -> {lower-cased name: name}
     for p in inside:
         storages.setdefault(p[:-1], {})[p[-1].lower()] = p[-1]
-    found = {s for s, names in storages.items() if s and _MARKS.intersection(names)}
-    nearest = sorted(s for s in found if not any(s[:i] in found for i in range(1, len(s))))
-    if not is_document and () in storages:
-        nearest.insert(0, ())
+    marked = sorted(
+        s
+        for s, names in storages.items()
+        if (s or not is_document) and not _MARKS.isdisjoint(names)
+    )
+    documents = {s for s in marked if s and not _DOCUMENT_MARKS.isdisjoint(storages[s])}
     objects: list[_Object] = []
     taken: set[OlePath] = set()
-    for s in nearest:
-        names = storages[s]
-        if any(n.lower() in names for n in _TEXT_STREAMS):
-            objects.append(_Object(s[-1], storage=(*base, *s)))
-            taken.update(p for p in inside if p[: len(s)] == s)
+    for n, s in enumerate(marked):
+        if n % 1024 == 0:
+            walk.budget.check()
+        if _in_any(s, documents):
             continue
-        for mark in (_NATIVE, _PACKAGE, _CONTENTS):
-            if mark not in names:
-                continue
-            stream = (*s, names[mark])
-            label = s[-1] if s else names[mark].lstrip("\x01")
-            try:
-                found_object = _payload(mark, _read(ole, (*base, *stream), walk), label)
-            except BudgetExhausted:
-                raise
-            except ExtractionError as exc:  # over a limit: this object only
-                found_object = _Object(label, problem=exc.reason)
-            except _OLE_ERRORS as exc:  # a broken sector chain: this object only
-                found_object = _Object(label, problem=f"corrupt OLE stream ({type(exc).__name__})")
-            if found_object is not None:
-                objects.append(found_object)
+        names = storages[s]
+        if s in documents:
+            objects.append(_Object(s[-1], (*base, *s), s))
+            continue
+        for mark in _PAYLOADS:
+            if mark in names:
+                stream = (*s, names[mark])
                 taken.add(stream)
+                label = s[-1] if s else names[mark].lstrip("\x01")
+                objects.append(_Object(label, (*base, *stream), s, mark))
+    if documents and not is_document:  # what the container reads: none of theirs
+        taken.update(p for p in inside if _in_any(p, documents))
     return objects, taken
 
 
-def _payload(mark: str, data: bytes, label: str) -> _Object | None:
-    """The file in one payload stream; None when it is a server's private data that
-    no extractor reads (left to the text runs of an unknown container)."""
+def _in_any(path: OlePath, storages: set[OlePath]) -> bool:
+    """Whether one of `storages` holds `path`, at any depth."""
+    return any(path[:i] in storages for i in range(1, len(path)))
+
+
+def _payload(mark: str, data: bytes, label: str) -> _Payload:
+    """The file in one payload stream."""
     if mark == _PACKAGE:  # an OOXML document: always a zip
-        return _Object(label, data=data)
+        return _Payload(label, data=data)
     if mark == _NATIVE:
         package = _package(data)
         if package is not None:
             return package
         data = data[4 : 4 + _u32(data, 0)]  # another OLE 1 server's native data
-    return _Object(label, data=data) if sniff.sniff(data[:8192]) not in _UNKNOWN else None
-
-
-_UNKNOWN = (sniff.BINARY, sniff.TEXT)
+    return _Payload(label, data=data, raw=sniff.sniff(data[:8192]) == sniff.BINARY)
 
 
 class _Short(Exception):
@@ -273,7 +344,7 @@ class _Reader:
         return self.take(2 * self.number(4)).decode("utf-16-le", "replace").rstrip("\0")
 
 
-def _package(native: bytes) -> _Object | None:
+def _package(native: bytes) -> _Payload | None:
     """An OLE Package: the Ole10Native stream of the Packager, which wraps any file.
 
     Its size, 2, the label, the original path, 0, 3 (a file; 1: a link), the size
@@ -312,7 +383,7 @@ def _package(native: bytes) -> _Object | None:
     candidates = [(label, ""), (path, " (original path)")]
     if _base_name(temp) != _base_name(path):  # else only the packager's folder is new
         candidates.append((temp, " (temp path)"))
-    return _Object(label, data=data, name=name, names=_distinct(candidates), problem=problem)
+    return _Payload(label, data=data, name=name, names=_distinct(candidates), problem=problem)
 
 
 def _distinct(candidates: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -329,58 +400,106 @@ def _base_name(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _embedded(
-    ole: olefile.OleFileIO, objects: list[_Object], item: Item, walk: Walk
-) -> Iterator[Part | Problem]:
+def _embedded(cf: _Compound, objects: list[_Object], item: Item) -> Iterator[Part | Problem]:
+    """Each object in turn, its payload read only then: one object's bytes at a time."""
     named: list[tuple[str, str]] = []
+    seen: set[OlePath] = set()  # storages whose names are already in `named`
     for obj in objects:
-        walk.budget.count_file()
-        location = item.at(f"embedded › {obj.label}")
-        named += [(text, f"{location}{what}") for text, what in obj.names]
-        if obj.problem:
-            yield Problem(UNINSPECTABLE, location, obj.problem)
-        elif obj.data is not None:
-            yield from walk.nested(item, obj.data, obj.name, location=location)
-        elif obj.storage:
-            storage = obj.storage
-            yield from walk.nested_parsed(
-                item, location, lambda it, at=storage: _document(ole, at, it, walk)
-            )
+        cf.walk.budget.count_file()
+        yield from _object_parts(cf, obj, item, named, seen)
     if part := names_part(item.at("embedded names"), named):
         yield part
 
 
-def _ppt_split(stream: bytes, walk: Walk) -> tuple[bytes, list[tuple[bool, bytes]]]:
+def _object_parts(
+    cf: _Compound, obj: _Object, item: Item, named: list[tuple[str, str]], seen: set[OlePath]
+) -> Iterator[Part | Problem]:
+    walk = cf.walk
+    if not obj.mark:  # a legacy document, read in its own storage
+        location = item.at(f"embedded › {obj.label}")
+        _storage_names(obj.storage, location, named, seen)
+        yield from walk.nested_parsed(item, location, lambda it: _document(cf, obj.path, it))
+        return
+    try:
+        found = _payload(obj.mark, cf.read(obj.path), obj.label)
+    except BudgetExhausted:
+        raise
+    except ExtractionError as exc:  # over a limit: this object only
+        found = _Payload(obj.label, problem=exc.reason)
+    except _OLE_ERRORS as exc:  # a broken sector chain: this object only
+        found = _Payload(obj.label, problem=f"corrupt OLE stream ({type(exc).__name__})")
+    location = item.at(f"embedded › {found.label}")
+    _storage_names(obj.storage, location, named, seen)
+    named += [(text, f"{location}{what}") for text, what in found.names]
+    if found.problem:
+        yield Problem(UNINSPECTABLE, location, found.problem)
+    elif found.data is not None:
+        yield from _file_parts(item, found.data, found.name, location, walk, raw=found.raw)
+
+
+def _storage_names(
+    storage: OlePath, location: str, named: list[tuple[str, str]], seen: set[OlePath]
+) -> None:
+    """The names of the storages around an object, each once, but those Office
+    generates: anyone else's may be the user's text, like a package's label."""
+    for i in range(1, len(storage) + 1):
+        if storage[:i] not in seen and not _GENERATED.fullmatch(storage[i - 1]):
+            seen.add(storage[:i])
+            named.append((storage[i - 1], location))
+
+
+def _file_parts(
+    item: Item, data: bytes, name: str, location: str, walk: Walk, *, raw: bool
+) -> Iterator[Part | Problem]:
+    if not raw:
+        yield from walk.nested(item, data, name, location=location)
+    elif runs := text_runs(data):  # as an unknown container's streams are read
+        yield Part(location, "\n".join(runs))
+
+
+def _ppt_split(stream: bytes, walk: Walk) -> tuple[bytes | bytearray, array[int]]:
     """PowerPoint keeps each embedded object as a whole compound file, often
     zlib-compressed, in an ExOleObjStg record among the stream's top-level records:
-    (the stream without them, [(compressed?, body)] of each). Their bytes are the
-    objects' to read, not runs of the slides' text."""
-    kept: list[bytes] = []
-    objects: list[tuple[bool, bytes]] = []
-    pos = records = 0
+    (the stream without them, the offsets of those records). Their bytes are the
+    objects' to read, not runs of the slides' text; a record holding no compound
+    file stays with the text."""
+    records = array("Q")
+    pos = n = 0
     while pos + 8 <= len(stream):
-        records += 1
-        if records % 4096 == 0:  # a stream of empty records is millions of them
+        n += 1
+        if n % 4096 == 0:  # a stream of empty records is millions of them
             walk.budget.check()
         head, kind, size = struct.unpack_from("<HHI", stream, pos)
-        end = pos + 8 + size
-        if kind == _PPT_EXTERNAL_OLE_STORAGE:
-            objects.append((head >> 4 == 1, stream[pos + 8 : end]))  # recInstance 1: zlib
-        else:
-            kept.append(stream[pos:end])
-        pos = end
-    if not objects:  # the usual deck: no copy
-        return stream, []
-    kept.append(stream[pos:])
-    return b"".join(kept), objects
+        if kind == _PPT_EXTERNAL_OLE_STORAGE and _storage_record(stream, pos, head, size):
+            records.append(pos)
+        pos += 8 + size
+    if not records:  # the usual deck: no copy
+        return stream, records
+    rest, start = bytearray(), 0
+    with memoryview(stream) as view:
+        for pos in records:
+            rest += view[start:pos]
+            start = pos + 8 + _u32(stream, pos + 4)
+        rest += view[start:]
+    return rest, records
+
+
+def _storage_record(stream: bytes, pos: int, head: int, size: int) -> bool:
+    """Whether the ExOleObjStg record at `pos` holds a compound file, compressed or not."""
+    if head >> 4 == 1:  # recInstance 1: zlib-compressed
+        return True
+    return size >= _CFB_HEADER and sniff.sniff(stream[pos + 8 : pos + 16]) == sniff.OLE
 
 
 def _ppt_objects(
-    objects: list[tuple[bool, bytes]], item: Item, walk: Walk
+    stream: bytes, records: array[int], item: Item, walk: Walk
 ) -> Iterator[Part | Problem]:
-    for n, (compressed, body) in enumerate(objects, start=1):
+    for n, pos in enumerate(records, start=1):
+        walk.budget.count_file()
         location = item.at(f"embedded › object {n}")
-        if compressed:  # its decompressed size, then zlib data
+        head, _, size = struct.unpack_from("<HHI", stream, pos)
+        body = stream[pos + 8 : pos + 8 + size]
+        if head >> 4 == 1:  # its decompressed size, then zlib data
             try:
                 body = decompress(body[4:], DEFLATE, f"embedded object {n}", walk.budget).content
             except BudgetExhausted:
@@ -388,9 +507,8 @@ def _ppt_objects(
             except ExtractionError as exc:
                 yield Problem(UNINSPECTABLE, location, exc.reason)
                 continue
-        if body.startswith(_OLE_MAGIC):  # not a VBA project or ActiveX control's storage
-            walk.budget.count_file()
-            yield from walk.nested(item, body, "", location=location)
+        raw = sniff.sniff(body[:8192]) == sniff.BINARY
+        yield from _file_parts(item, body, "", location, walk, raw=raw)
 
 
 # --- property set streams ([MS-OLEPS]) ----------------------------------------------

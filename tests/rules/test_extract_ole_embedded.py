@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tracemalloc
 import zipfile
 import zlib
 
@@ -15,7 +16,9 @@ import openpyxl
 from fpdf import FPDF
 
 from rules.engine import Engine
-from rules.extract import extract
+from rules.extract import Limits, extract
+from rules.extract.legacy import _ppt_split
+from rules.extract.walk import Walk
 from rules.findings import UNINSPECTABLE, Finding, Part, Problem
 from tests.rules import strategies as s
 from tests.rules.test_extract_hidden_pdf_ole import summary
@@ -368,8 +371,9 @@ def test_ole_object_file_of_an_ooxml_document_is_read_as_its_package() -> None:
     assert "oleObject1.bin › embedded names" in [p.location for p in parts]
 
 
-def test_unknown_server_data_stays_with_the_container_s_text() -> None:
-    """A CONTENTS of no format we read (Publisher's text) is still read as runs of text."""
+def test_unknown_server_data_is_read_as_runs_of_text() -> None:
+    """A CONTENTS of no format we read (Publisher's text) is still read as runs of text,
+    at its object's place (its stream is read only when its object is extracted)."""
     contents = b"CHNKINK \x04\x00\x07\x00" + b"\x00\x01\x02" * 30 + f"客户 {ID}".encode("utf-16-le")
     data = make_cfb(
         {"\x01CompObj": compobj("Microsoft Publisher", "Publisher.Document"),
@@ -378,7 +382,7 @@ def test_unknown_server_data_stays_with_the_container_s_text() -> None:
     )  # fmt: skip
     _, problems, findings = run(data, "x.pub")
     assert problems == []
-    assert ids_at(findings) == ["x.pub › legacy doc text"]
+    assert ids_at(findings) == ["x.pub › embedded › QuillSub"]
 
 
 # --- PowerPoint -----------------------------------------------------------------------
@@ -415,3 +419,126 @@ def test_corrupt_compressed_ppt_object_is_a_problem_and_the_slides_are_still_rea
         (UNINSPECTABLE, "x.ppt › embedded › object 1")
     ]
     assert ids_at(findings) == ["x.ppt › legacy doc text"]
+
+
+def test_ppt_object_records_holding_no_compound_file_are_still_read() -> None:
+    """Not cut from the slides' text and lost: an uncompressed body stays with the text,
+    a compressed one is read, decompressed, at its object's place."""
+    stream = (
+        record(0x0FA0, "幻灯片标题".encode("utf-16-le"))
+        + record(0x1011, f"客户 张三 身份证 {ID}".encode("utf-16-le"))
+        + record(
+            0x1011, struct.pack("<I", 60) + zlib.compress(f"客户 {ID2}".encode("utf-16-le")), 1
+        )
+    )
+    parts, problems, findings = run(make_cfb({"PowerPoint Document": stream}), "x.ppt")
+    assert problems == []
+    assert ids_at(findings) == ["x.ppt › embedded › object 1", "x.ppt › legacy doc text"]
+    text = {p.location: p.text for p in parts}
+    assert ID in text["x.ppt › legacy doc text"] and ID2 in text["x.ppt › embedded › object 1"]
+
+
+def test_splitting_a_ppt_stream_keeps_no_copy_per_record() -> None:
+    """A stream of empty records is a million of them: they were each kept as bytes."""
+    empty = struct.pack("<HHI", 0, 0x0FA0, 0) * (2**19 // 16)
+    body = struct.pack("<I", 10) + zlib.compress(b"0123456789")
+    stream = empty + record(0x1011, body, instance=1) + empty
+    tracemalloc.start()
+    try:
+        rest, records = _ppt_split(stream, Walk(Limits()))
+        peak = tracemalloc.get_traced_memory()[1]
+        assert bytes(rest) == empty * 2 and len(records) == 1
+        del rest
+        tracemalloc.reset_peak()
+        assert _ppt_split(empty, Walk(Limits()))[0] is empty  # no object: no copy at all
+        alone = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * len(stream)  # the stream without the object, and little more
+    assert alone < len(empty) // 4
+
+
+# --- objects of no known format, names, and many or overlapping objects ---------------
+
+
+def test_objects_of_no_known_format_are_read_as_text() -> None:
+    text = f"客户 张三 身份证 {ID}\r\n"
+    for contents in (
+        text.encode("utf-16-le"),
+        text.encode("gbk"),
+        b"\x00\x01\x02" * 30 + text.encode("utf-16-le") + b"\xff\x00" * 30,
+    ):
+        obj = {"\x01CompObj": compobj("Some Server", "Some.Server"), "CONTENTS": contents}
+        _, problems, findings = run(doc_with(obj), "x.doc")
+        assert problems == []
+        assert ids_at(findings) == ["x.doc › embedded › _1234567890", HOST]
+
+
+def test_an_object_s_payload_hides_no_object_below_it() -> None:
+    obj = {
+        "CONTENTS": b"\x00\x01\x02junk" * 10,
+        "inner": package_object(ole10native(TXT, "客户名单.txt", PATH)),
+    }
+    _, problems, findings = run(doc_with(obj), "x.doc")
+    assert problems == []
+    assert ids_at(findings) == ["x.doc › embedded › 客户名单.txt", HOST]
+
+
+def test_storage_names_that_office_did_not_generate_are_scanned_as_names() -> None:
+    name = f"张三{ID}"
+    data = make_cfb(
+        {
+            "WordDocument": word_stream(HOST_TEXT),
+            "ObjectPool": {name: {"WordDocument": word_stream("嵌入的文档")}},
+        }
+    )
+    parts, problems, findings = run(data, "x.doc")
+    assert problems == []
+    assert ids_at(findings) == ["x.doc › embedded › 张三110105********002X", HOST]
+    assert {p.location: p.text for p in parts}["x.doc › embedded names"] == name
+
+
+def test_thousands_of_objects_cost_linear_time() -> None:
+    """Each object's storage was matched against every stream, and every embedded
+    document listed the whole file again (and searched the ObjectPool by name)."""
+    n = 4000
+    pool = {f"_{i}": {"WordDocument": word_stream("")} for i in range(n)}
+    pool["_4000"] = {"WordDocument": word_stream(f"最后一个 {ID}")}
+    data = make_cfb({"WordDocument": word_stream(HOST_TEXT), "ObjectPool": pool})
+    items = list(extract(data, name="x.doc", limits=Limits(max_seconds=4)))
+    assert [p for p in items if isinstance(p, Problem)] == []
+    findings = ENGINE.scan_parts([p for p in items if isinstance(p, Part)])
+    assert ids_at(findings) == ["x.doc › embedded › _4000 › legacy doc text", HOST]
+
+
+def _share_one_chain(data: bytes, size: int) -> bytes:
+    """Points every Package entry at the sectors of the one of `size` bytes, as a
+    hostile file may: directory entries sharing a sector chain."""
+    out = bytearray(data)
+    with olefile.OleFileIO(io.BytesIO(data)) as ole:
+        big = next(e for e in ole.direntries if e and e.name == "Package" and e.size == size)
+        for e in ole.direntries:
+            if e and e.name == "Package" and e is not big:
+                at = 512 + ole.first_dir_sector * 512 + e.sid * 128
+                out[at + 116 : at + 128] = struct.pack("<IQ", big.isectStart, size)
+    return bytes(out)
+
+
+def test_objects_sharing_one_sector_chain_are_read_one_at_a_time_within_the_budget() -> None:
+    """Every payload was read before the first was extracted: N entries of one chain
+    held N times the stream; and their reads now count against the expansion budget."""
+    size, n = 2**20, 20
+    pool = {f"_{i}": {"Package": bytes([i]) * 4096} for i in range(n)}
+    pool["_99"] = {"Package": b"PK\x03\x04".ljust(size, b"\0")}
+    data = _share_one_chain(make_cfb({"WordDocument": word_stream(""), "ObjectPool": pool}), size)
+    tracemalloc.start()
+    try:
+        items = list(extract(data, name="x.doc"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len([p for p in items if isinstance(p, Problem)]) == n + 1  # not zips
+    assert peak < 8 * size
+    items = list(extract(data, name="x.doc", limits=Limits(max_expanded_bytes=8 * size)))
+    reasons = [p.reason for p in items if isinstance(p, Problem)]
+    assert reasons[-1] == "input expands beyond 8 MiB in total"
