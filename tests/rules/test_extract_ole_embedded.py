@@ -19,9 +19,9 @@ from rules.engine import Engine
 from rules.extract import Limits, extract
 from rules.extract.legacy import _ppt_split
 from rules.extract.walk import Walk
-from rules.findings import UNINSPECTABLE, Finding, Part, Problem
+from rules.findings import UNINSPECTABLE, Part, Problem
 from tests.rules import strategies as s
-from tests.rules.test_extract_hidden_pdf_ole import summary
+from tests.rules.test_extract_hidden_pdf_ole import ids_at, run, summary
 from tests.rules.test_extract_office import make_ole, word_stream
 
 ID = "11010519491231002X"
@@ -186,18 +186,6 @@ def make_xlsx(value: str) -> bytes:
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
-
-
-def run(data: bytes, name: str) -> tuple[list[Part], list[Problem], list[Finding]]:
-    items = list(extract(data, name=name))
-    parts = [p for p in items if isinstance(p, Part)]
-    problems = [p for p in items if isinstance(p, Problem)]
-    return parts, problems, ENGINE.scan_parts(parts)
-
-
-def ids_at(findings: list[Finding]) -> list[str]:
-    """Locations of the resident-ID findings (a location never holds a raw ID: masked)."""
-    return sorted(f.location for f in findings if f.detector == "cn_resident_id")
 
 
 HOST = "x.doc › legacy doc text"
