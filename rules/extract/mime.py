@@ -95,14 +95,26 @@ def _is_content(name: str) -> bool:
 
 
 def _filename(part: Message) -> str:
-    try:
-        name = part.get_filename() or part.get_param("name") or ""
-    except Exception:  # a malformed RFC 2231 parameter
-        name = ""
-    if isinstance(name, tuple):  # RFC 2231 value the policy left undecoded
-        name = email.utils.collapse_rfc2231_value(name)
-    name = str(name)
-    return _header_text(name) if "=?" in name else name
+    names = _file_names(part)
+    return names[0] if names else ""
+
+
+def _file_names(part: Message) -> list[str]:
+    """Content-Disposition's filename, then Content-Type's name if it differs: clients
+    show one, but both travel, so a second name is scanned as well."""
+    names: list[str] = []
+    for read in (part.get_filename, lambda: part.get_param("name")):
+        try:
+            name = read() or ""
+        except Exception:  # a malformed RFC 2231 parameter
+            name = ""
+        if isinstance(name, tuple):  # RFC 2231 value the policy left undecoded
+            name = email.utils.collapse_rfc2231_value(name)
+        name = str(name)
+        name = _header_text(name) if "=?" in name else name
+        if name and name not in names:
+            names.append(name)
+    return names
 
 
 def _payload(part: Message) -> bytes:
@@ -146,8 +158,8 @@ def _entity(
         inner = part.get_payload()
         if isinstance(inner, list) and inner:
             label = f"attachment {filename or 'message'}"
-            if filename:  # a forwarded message's file name is the sender's words too
-                named.append((filename, item.at(label)))
+            # a forwarded message's file name is the sender's words too
+            named += [(name, item.at(label)) for name in _file_names(part)]
             yield from walk.nested_parsed(
                 item, item.at(label), lambda it: _message(inner[0], it, walk)
             )
@@ -175,7 +187,7 @@ def _entity(
         return
     content_type = f"{ctype}; charset={charset}" if charset else ctype
     location = item.at(f"attachment {filename or f'unnamed {ctype}'}")
-    named.append((filename, location))
+    named += [(name, location) for name in _file_names(part)]
     yield from walk.nested(item, _payload(part), filename, content_type, location)
 
 

@@ -155,3 +155,13 @@ def test_a_forwarded_messages_file_name_is_scanned() -> None:
     _, problems, findings = run(msg.as_bytes(policy=SMTP))
     assert problems == []
     assert ids_at(findings) == ["m.eml › attachment 张三_110105********002X.eml"]  # redacted
+
+
+def test_a_content_type_name_differing_from_the_file_name_is_scanned() -> None:
+    """Content-Disposition says report.csv, Content-Type's name= carries an ID: a client
+    shows one of the two, both travel, both are read."""
+    msg = attach(mail())
+    msg.get_payload()[-1].set_param("name", f"张三_{ID}.csv")
+    _, problems, findings = run(msg.as_bytes(policy=SMTP))
+    assert problems == []
+    assert ids_at(findings) == ["m.eml › attachment report.csv"]
