@@ -77,7 +77,7 @@ class ParagraphText:
             self.pieces.append("\n")
         elif name == "tab" and parent == "r":  # not the tab stops in w:pPr/w:tabs
             self.pieces.append("\t")
-        elif value := ooxml_parts.vml_attribute(name, attrs):  # a watermark's text
+        elif value := ooxml_parts.attribute_text(name, attrs):  # a watermark, alt text
             self.pieces += ("\t", value, "\t")
 
     def end(self, name: str) -> None:

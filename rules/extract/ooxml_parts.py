@@ -53,7 +53,15 @@ _RUN_TEXT = frozenset({"t", "delText"})  # w:t, a:t and spreadsheet rich text <r
 _SPACES = re.compile(r"\s+")  # HTML: a run of white space shows as one space
 # VML text in attributes: WordArt (a Word watermark's text), a picture's title
 # (often its file name), a shape's alternative text.
-_VML_ATTRIBUTES = {"textpath": "string", "imagedata": "title", "shape": "alt"}
+# Text an element holds in attributes: VML (WordArt, picture titles, alt text) and
+# DrawingML's alt text (docPr in Word, cNvPr in slides, sheet drawings and pictures).
+_TEXT_ATTRIBUTES = {
+    "textpath": ("string",),
+    "imagedata": ("title",),
+    "shape": ("alt",),
+    "docPr": ("descr", "title"),
+    "cNvPr": ("descr", "title"),
+}
 _VALUE_SEP, _PART_SEP = "\t", "\t\n"  # parts apart as values are, each on its own line
 
 
@@ -78,10 +86,10 @@ def leftover_members(names: Iterable[str], done: set[str]) -> list[str]:
     ]
 
 
-def vml_attribute(name: str, attrs: dict[str, str]) -> str:
-    """The text a VML element `name` holds in an attribute, if any."""
-    wanted = _VML_ATTRIBUTES.get(name)
-    return attribute(attrs, wanted).strip() if wanted else ""
+def attribute_text(name: str, attrs: dict[str, str]) -> str:
+    """The text element `name` holds in attributes (tab-separated), if any."""
+    values = (attribute(attrs, wanted).strip() for wanted in _TEXT_ATTRIBUTES.get(name, ()))
+    return _VALUE_SEP.join(value for value in values if value)
 
 
 class LeftoverText:
@@ -132,7 +140,7 @@ class LeftoverText:
             self._value(v)
         elif name == "Relationship" and attrs.get("TargetMode") == "External":
             self._value(attrs.get("Target", ""))
-        elif value := vml_attribute(name, attrs):  # VML is in .vml parts and XML ones
+        elif value := attribute_text(name, attrs):  # VML is in .vml parts and XML ones
             self._value(value)
 
     def end(self, name: str) -> None:

@@ -16,7 +16,7 @@ from openpyxl.comments import Comment
 
 from rules.extract import Limits
 from rules.findings import UNINSPECTABLE
-from tests.rules.test_extract_hidden_office import saved, with_members
+from tests.rules.test_extract_hidden_office import make_pptx, saved, with_members
 from tests.rules.test_extract_office_leftovers import (
     ID,
     LEFTOVERS,
@@ -482,3 +482,52 @@ def test_corrupt_glossary_settings_are_one_problem() -> None:
     assert [(p.detector, p.location) for p in problems] == [
         (UNINSPECTABLE, "c.docx › word/glossary/settings.xml")
     ]
+
+
+# --- DrawingML alt text ----------------------------------------------------------------
+
+
+def with_picture_alt(descr: str, title: str = "") -> bytes:
+    """A docx whose body holds a picture's wp:docPr with alt text (descr) and a title."""
+    doc = docx.Document()
+    doc.add_paragraph("见下图")
+    doc.paragraphs[0]._p.append(
+        parse_xml(
+            f"<w:r {nsdecls('w', 'wp')}><w:drawing><wp:inline>"
+            f'<wp:docPr id="1" name="图片 1" descr="{descr}" title="{title}"/>'
+            "</wp:inline></w:drawing></w:r>"
+        )
+    )
+    return saved(doc)
+
+
+def test_picture_alt_text_in_a_docx_is_scanned() -> None:
+    data = with_picture_alt(f"身份证正面 {ID}", title="证件")
+    locations = [location for _, location in found(data, "alt.docx")]
+    assert len(locations) == 1 and locations[0].startswith("alt.docx")
+
+
+def test_alt_text_in_sheet_drawings_and_slides_is_scanned() -> None:
+    drawing = (
+        "<xdr:wsDr xmlns:xdr='urn:xdr' xmlns:a='urn:a'><xdr:pic><xdr:nvPicPr>"
+        f"<xdr:cNvPr id='2' name='Picture 1' descr='客户 {OTHER_ID}'/>"
+        "</xdr:nvPicPr></xdr:pic></xdr:wsDr>"
+    )
+    data = with_members(saved(plain_workbook()), {"xl/drawings/drawing1.xml": drawing})
+    assert found(data, "d.xlsx") == [("cn_resident_id", "d.xlsx › xl/drawings/drawing1.xml")]
+    slide = (
+        "<p:sld xmlns:p='urn:p' xmlns:a='urn:a'><p:cSld><p:spTree><p:pic><p:nvPicPr>"
+        f"<p:cNvPr id='4' name='图片 3' title='证件 {ID}'/></p:nvPicPr></p:pic>"
+        "<p:sp><p:txBody><a:p><a:r><a:t>议程</a:t></a:r></a:p></p:txBody></p:sp>"
+        "</p:spTree></p:cSld></p:sld>"
+    )
+    data = make_pptx({"ppt/slides/slide2.xml": slide})
+    assert [detector for detector, _ in found(data, "s.pptx")] == ["cn_resident_id"]
+
+
+def test_alt_text_without_values_gains_nothing() -> None:
+    data = with_picture_alt("公司标志", title="logo")
+    assert found(data, "clean.docx") == []
+    parts, problems = run(data, "clean.docx")
+    assert problems == []
+    assert any("公司标志" in p.text for p in parts)
