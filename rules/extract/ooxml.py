@@ -111,11 +111,39 @@ def _read(zf: SizedZipFile, name: str, walk: Walk) -> bytes:
     return read_member(zf, info, f"document part {name}", walk.budget)
 
 
+class XmlComments:
+    """The comments (<!-- -->) of the parts read. No Office application writes or
+    shows them and every parser skips them, so only a crafted file has any: what is
+    in them travels unseen, and is scanned here."""
+
+    def __init__(self, item: Item) -> None:
+        self.item = item
+        self.found: list[tuple[str, str]] = []  # (text, location)
+        self._seen: set[str] = set()
+
+    def note(self, name: str, data: bytes) -> bytes:
+        if name in self._seen or b"<!--" not in data:
+            return data
+        self._seen.add(name)
+        texts, pos = [], 0
+        # Linear: each search starts past the last comment, and an unclosed one ends it.
+        while (start := data.find(b"<!--", pos)) >= 0:
+            end = data.find(b"-->", start + 4)
+            if end < 0:
+                break
+            texts.append(data[start + 4 : end].decode("utf-8", "replace").strip())
+            pos = end + 3
+        if text := "\t".join(t for t in texts if t):
+            self.found.append((text, self.item.at(name)))
+        return data
+
+
 def extract_document(
     zf: SizedZipFile, kind: str, item: Item, walk: Walk
 ) -> Iterator[Part | Problem]:
     names = zf.namelist()
-    read = lambda n: _read(zf, n, walk)  # noqa: E731
+    comments = XmlComments(item)
+    read = lambda n: comments.note(n, _read(zf, n, walk))  # noqa: E731
     rest = ooxml_parts.Remainder()  # what the catch-all at the end is not to read again
     rest.done.update(_PROPERTY_PARTS)
     rest.done.update(n for n in names if _EMBEDDED.fullmatch(n))
@@ -143,6 +171,8 @@ def extract_document(
                 yield from _variables(read, name, label, item, walk)
     yield from _embedded(zf, names, item, walk)
     yield from ooxml_parts.extract_leftovers(read, names, rest, item, walk)
+    if part := names_part(item.at("xml comments"), comments.found, sep="\t\n"):
+        yield part
 
 
 class PropertyText:

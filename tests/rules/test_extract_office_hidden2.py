@@ -531,3 +531,36 @@ def test_alt_text_without_values_gains_nothing() -> None:
     parts, problems = run(data, "clean.docx")
     assert problems == []
     assert any("公司标志" in p.text for p in parts)
+
+
+# --- XML comments ----------------------------------------------------------------------
+
+
+def with_comment(data: bytes, member: str, comment: str) -> bytes:
+    """`data` with an XML comment put just inside the root element of `member`."""
+    xml = zipfile.ZipFile(io.BytesIO(data)).read(member).decode()
+    declaration = xml.find("?>")
+    root_end = xml.index(">", xml.index("<", declaration + 2 if declaration >= 0 else 0)) + 1
+    return with_members(data, {member: xml[:root_end] + f"<!--{comment}-->" + xml[root_end:]})
+
+
+def test_xml_comments_in_the_parts_read_are_scanned() -> None:
+    data = with_comment(plain_docx(), "word/document.xml", f" 客户 {ID} ")
+    assert found(data, "c.docx") == [("cn_resident_id", "c.docx › word/document.xml")]
+    sheet = with_comment(saved(plain_workbook()), "xl/worksheets/sheet1.xml", f"证件{OTHER_ID}")
+    assert found(sheet, "c.xlsx") == [("cn_resident_id", "c.xlsx › xl/worksheets/sheet1.xml")]
+    parts, problems = run(data, "c.docx")
+    assert problems == []
+    (comments,) = [p for p in parts if p.location == "c.docx › xml comments"]
+    assert comments.text == f"客户 {ID}"
+
+
+def test_comments_apart_are_values_apart_and_an_unclosed_one_ends_the_search() -> None:
+    data = with_comment(plain_docx(), "word/document.xml", f"{ID[:9]}--><!--{ID[9:]}")
+    assert found(data, "two.docx") == []
+    # Past the last closed comment, "<!--" ends the search; the part is not XML then.
+    data = with_comment(plain_docx(), "word/document.xml", "第一条")
+    xml = zipfile.ZipFile(io.BytesIO(data)).read("word/document.xml") + b"<!--" * 50_000
+    parts, problems = run(with_members(data, {"word/document.xml": xml}), "u.docx")
+    assert [p.text for p in parts if p.location == "u.docx › xml comments"] == ["第一条"]
+    assert [p.location for p in problems] == ["u.docx › word/document.xml"]
