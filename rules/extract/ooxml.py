@@ -77,7 +77,10 @@ class ParagraphText:
             self.pieces.append("\n")
         elif name == "tab" and parent == "r":  # not the tab stops in w:pPr/w:tabs
             self.pieces.append("\t")
-        elif value := ooxml_parts.attribute_text(name, attrs):  # a watermark, alt text
+        # a watermark, alt text (the membership test first: this runs for every element)
+        elif name in ooxml_parts.TEXT_ATTRIBUTES and (
+            value := ooxml_parts.attribute_text(name, attrs)
+        ):
             self.pieces += ("\t", value, "\t")
 
     def end(self, name: str) -> None:

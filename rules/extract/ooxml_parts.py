@@ -55,7 +55,7 @@ _SPACES = re.compile(r"\s+")  # HTML: a run of white space shows as one space
 # (often its file name), a shape's alternative text.
 # Text an element holds in attributes: VML (WordArt, picture titles, alt text) and
 # DrawingML's alt text (docPr in Word, cNvPr in slides, sheet drawings and pictures).
-_TEXT_ATTRIBUTES = {
+TEXT_ATTRIBUTES = {
     "textpath": ("string",),
     "imagedata": ("title",),
     "shape": ("alt",),
@@ -88,7 +88,10 @@ def leftover_members(names: Iterable[str], done: set[str]) -> list[str]:
 
 def attribute_text(name: str, attrs: dict[str, str]) -> str:
     """The text element `name` holds in attributes (tab-separated), if any."""
-    values = (attribute(attrs, wanted).strip() for wanted in _TEXT_ATTRIBUTES.get(name, ()))
+    wanted = TEXT_ATTRIBUTES.get(name)
+    if wanted is None:  # nearly every element: called for each one of a document
+        return ""
+    values = (attribute(attrs, key).strip() for key in wanted)
     return _VALUE_SEP.join(value for value in values if value)
 
 
