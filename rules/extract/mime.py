@@ -51,6 +51,18 @@ _MACHINE_HEADERS = frozenset(
 )  # fmt: skip
 _MACHINE_PREFIXES = ("arc-", "x-ms-", "x-microsoft-", "x-forefront-", "x-google-", "x-gm-", "x-qq-")
 _MAX_MULTIPART_NESTING = 32  # multipart in multipart; real mail uses three or four
+# Parameters of Content-Type and Content-Disposition that mail software sets (the
+# names are read as file names); any other one (x-debtor="…") is someone's text.
+_STRUCTURAL_PARAMS = frozenset(
+    ("charset", "boundary", "name", "filename", "format", "delsp", "type", "start",
+     "start-info", "size", "creation-date", "modification-date", "read-date", "method",
+     "report-type", "protocol", "micalg", "smime-type", "access-type", "reply-type",
+     "differences", "id", "number", "total", "x-unix-mode", "x-mac-type", "x-mac-creator",
+     "x-apple-part-url")
+)  # fmt: skip
+_PARAMETER_FIELDS = ("Content-Type", "Content-Disposition")
+_PARAMETER_NAME = re.compile(r";\s*([^\s;=*]+)")  # RFC 2231 pieces (name*0*) share the name
+_RFC2231_MARK = re.compile(r"\*(?:\d+\*?)?$")
 
 
 def _header_text(raw: str) -> str:
@@ -83,11 +95,36 @@ def _headers(msg: Message, item: Item) -> Iterator[Part]:
         for name, value in msg.raw_items()
         if (lower := name.lower()) not in usual and _is_content(lower)
     ]
+    fields += _written_parameters(msg)
     lines = [
         (f"{name}: {' '.join(value.split())}", f"{location} › {name}") for name, value in fields
     ]
     if part := names_part(location, lines):
         yield part
+
+
+def _written_parameters(part: Message) -> list[tuple[str, str]]:
+    """("Content-Type; x-debtor", value) for each parameter no mail software sets; a
+    regex on the raw field first, so the usual part costs no parameter parsing."""
+    found = []
+    for field in _PARAMETER_FIELDS:
+        raw = part.get(field)
+        names = _PARAMETER_NAME.findall(str(raw)) if raw else ()
+        if all(name.lower() in _STRUCTURAL_PARAMS for name in names):
+            continue
+        try:
+            params = part.get_params(header=field) or []
+        except Exception:  # a malformed field: scan it whole
+            params = [("", ""), ("parameters", str(raw))]
+        for raw_key, value in params[1:]:  # the first is the type or disposition itself
+            key = _RFC2231_MARK.sub("", raw_key)  # filename*, name*0*: filename, name
+            if key.lower() in _STRUCTURAL_PARAMS:
+                continue
+            if isinstance(value, tuple):  # RFC 2231 value the policy left undecoded
+                value = email.utils.collapse_rfc2231_value(value)
+            if text := _header_text(str(value)).strip():
+                found.append((f"{field}; {key}", text))
+    return found
 
 
 def _is_content(name: str) -> bool:
@@ -126,15 +163,15 @@ def _part_headers(part: Message, number: str, filename: str, item: Item) -> Part
     """The written fields of body part `number`'s own header, or None (the usual part has
     only structural ones: nothing to build). A field that repeats the file name, as
     Outlook's Content-Description does, is left to the attachment names."""
-    if _MACHINE_HEADERS.issuperset(map(str.lower, part.keys())):  # values left unread
-        return None
+    parameters = _written_parameters(part)
+    if not parameters and _MACHINE_HEADERS.issuperset(map(str.lower, part.keys())):
+        return None  # only structural fields: their values are not even decoded
     location = item.at(f"part {number} › headers")
     filename = " ".join(filename.split())
     lines = []
-    for name, value in part.raw_items():
-        if not _is_content(name.lower()):
-            continue
-        text = " ".join(_header_text(str(value)).split())
+    fields = [(n, _header_text(str(v))) for n, v in part.raw_items() if _is_content(n.lower())]
+    for name, value in fields + parameters:
+        text = " ".join(value.split())
         if text and text != filename:
             lines.append((f"{name}: {text}", f"{location} › {name}"))
     return names_part(location, lines)

@@ -165,3 +165,42 @@ def test_a_content_type_name_differing_from_the_file_name_is_scanned() -> None:
     _, problems, findings = run(msg.as_bytes(policy=SMTP))
     assert problems == []
     assert ids_at(findings) == ["m.eml › attachment report.csv"]
+
+
+def test_a_parameter_nobody_s_software_sets_is_scanned() -> None:
+    msg = attach(mail())
+    msg.get_payload()[-1].set_param("x-debtor", f"张三 {ID}")
+    msg.set_param("x-case", f"案件 {ID2}")  # the message's own Content-Type
+    _, problems, findings = run(msg.as_bytes(policy=SMTP))
+    assert problems == []
+    assert ids_at(findings) == [
+        "m.eml › mail headers › Content-Type; x-case",
+        "m.eml › part 2 › headers › Content-Type; x-debtor",
+    ]
+
+
+def test_an_rfc2231_parameter_is_decoded_before_it_is_scanned() -> None:
+    msg = attach(mail())
+    msg.get_payload()[-1].set_param(
+        "x-note", f"客户{ID}", header="Content-Disposition", charset="utf-8"
+    )
+    raw = msg.as_bytes(policy=SMTP)
+    assert b"x-note*=utf-8''" in raw
+    _, problems, findings = run(raw)
+    assert problems == []
+    assert ids_at(findings) == ["m.eml › part 2 › headers › Content-Disposition; x-note"]
+
+
+def test_the_parameters_mail_software_sets_build_nothing() -> None:
+    msg = attach(mail())
+    part = msg.get_payload()[-1]
+    part.set_param("creation-date", "Mon, 23 Nov 2026 10:00:00 +0800", header="Content-Disposition")
+    part.set_param("size", "13800138000", header="Content-Disposition")
+    msg.get_payload()[0].set_param("format", "flowed")
+    msg.add_attachment(b"a,b\n", maintype="text", subtype="csv", filename="债务清单.csv")
+    raw = msg.as_bytes(policy=SMTP)
+    assert b"filename*=utf-8''" in raw  # an RFC 2231 name is a name, not a parameter
+    parts, problems, findings = run(raw)
+    assert problems == []
+    assert [p.location for p in parts if "part" in p.location] == []
+    assert [f for f in findings if "part" in f.location] == []
