@@ -99,9 +99,8 @@ def extract_pdf(data: bytes, item: Item, walk: Walk) -> Iterator[Part | Problem]
         walk.budget.check()
         yield from _piece(item.at(what), what, lambda read=read: read(reader))
     yield from _reached(item, "outline", lambda reach: _outline(reader, reach), walk, seen)
-    yield from _reached(
-        item, "javascript", lambda reach: _scripts(reader, pages, reach), walk, seen
-    )
+    scripts = lambda reach: _scripts(reader, pages, reach)  # noqa: E731
+    yield from _reached(item, "javascript", scripts, walk, seen, files_at="action file")
     yield from _attachments(reader, item, walk)
 
 
@@ -177,22 +176,13 @@ def _xfa(reader: PdfReader) -> Entries:
 def _annotations(
     page: PageObject, number: int, item: Item, walk: Walk, seen: dict[tuple[str, int], object]
 ) -> Iterator[Part | Problem]:
-    files: list[tuple[str, StreamObject]] = []
     what = f"page {number} annotations"
-    yield from _reached(item, what, lambda reach: _notes(page, files, reach), walk, seen)
-    for name, stream in files:
-        walk.budget.count_file()
-        location = item.at(f"page {number} attachment {name}")
-        try:
-            content = stream.get_data()
-        except Exception as exc:  # an unknown filter, a broken stream: the notes were read
-            yield Problem(UNINSPECTABLE, location, f"attachment unreadable ({type(exc).__name__})")
-            continue
-        yield from walk.nested(item, content, name, location=location)
+    read = lambda reach: _notes(page, reach)  # noqa: E731
+    yield from _reached(item, what, read, walk, seen, files_at=f"page {number} attachment")
 
 
-def _notes(page: PageObject, files: list[tuple[str, StreamObject]], reach: _Reach) -> Entries:
-    """(subtype and index, its texts) per annotation; embedded files go to `files`."""
+def _notes(page: PageObject, reach: _Reach) -> Entries:
+    """(subtype and index, its texts) per annotation; embedded files go to `reach.files`."""
     entries = []
     for index, ref in enumerate(page.annotations or (), start=1):
         reach.budget.check()
@@ -204,7 +194,7 @@ def _notes(page: PageObject, files: list[tuple[str, StreamObject]], reach: _Reac
         if subtype != "Widget":  # a form field's widget: its texts are read with the form
             keys = _ANNOTATION_KEYS if "/Contents" in note else (*_ANNOTATION_KEYS, "/RC")
             texts = [text for key in keys for text in _strings(note.get(key))]
-            texts += _attached(note.get("/FS"), files)
+            texts += _attached(note.get("/FS"), reach.files)
         # A link's target, a button's script: not in the text layer.
         texts += _actions(note.get("/A"), reach) + _additional(note.get("/AA"), reach)
         if text := _joined(texts):
@@ -255,6 +245,9 @@ class _Reach:
         self.left = MAX_OBJECTS
         self.over = False
         self.unreadable = ""  # the exception type name
+        # Files embedded in the specifications met (attachments, launched files): the
+        # bytes travel in the PDF whether or not the name tree lists them.
+        self.files: list[tuple[str, StreamObject]] = []
 
     def first(self, role: str, value: object) -> DictionaryObject | None:
         """The dictionary `value` resolves to, the first time it is met in `role`.
@@ -321,8 +314,10 @@ def _reached(
     read: Callable[[_Reach], Entries],
     walk: Walk,
     seen: dict[tuple[str, int], object],
+    files_at: str = "",
 ) -> Iterator[Part | Problem]:
-    """`_piece` of a reader that follows links: also a Problem for what it left unread."""
+    """`_piece` of a reader that follows links: also a Problem for what it left unread,
+    and the files embedded in what it met, extracted at "`files_at` NAME"."""
     location, reach = item.at(what), _Reach(seen, walk.budget)
     yield from _piece(location, what, lambda: read(reach))
     if reach.over:
@@ -330,6 +325,15 @@ def _reached(
         yield Problem(UNINSPECTABLE, location, reason)
     if reach.unreadable:
         yield Problem(UNINSPECTABLE, location, f"{what}: script unreadable ({reach.unreadable})")
+    for name, stream in reach.files:
+        walk.budget.count_file()
+        at = item.at(f"{files_at or what + ' file'} {name}")
+        try:
+            content = stream.get_data()
+        except Exception as exc:  # an unknown filter, a broken stream: the rest was read
+            yield Problem(UNINSPECTABLE, at, f"attachment unreadable ({type(exc).__name__})")
+            continue
+        yield from walk.nested(item, content, name, location=at)
 
 
 def _actions(start: object, reach: _Reach) -> list[str]:
@@ -355,10 +359,13 @@ def _additional(actions: object, reach: _Reach) -> list[str]:
 
 
 def _file_names(spec: object, reach: _Reach) -> list[str]:
-    """The names in a file specification: a string, or a dictionary of them."""
+    """The names in a file specification: a string, or a dictionary of them (whose
+    embedded file, if any, goes to `reach.files`)."""
     spec = _resolve(spec)
     if isinstance(spec, DictionaryObject):
-        return [text for key in _FILE_KEYS for text in reach.text(spec.get(key))]
+        if reach.first("file specification", spec) is None:  # met before: read then
+            return []
+        return _attached(spec, reach.files)
     return reach.text(spec)
 
 

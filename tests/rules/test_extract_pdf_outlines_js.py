@@ -399,3 +399,35 @@ def test_undecodable_script_is_a_problem_and_the_others_read() -> None:
         ("s.pdf › javascript", "javascript: script unreadable")
     ]
     assert ids_at(findings) == ["s.pdf › javascript › open action", "s.pdf › page 1"]
+
+
+def embedded_spec(writer: PdfWriter, name: str, content: bytes) -> DictionaryObject:
+    """A file specification with the file itself embedded (/EF), listed in no name tree."""
+    stream = DecodedStreamObject()
+    stream.set_data(content)
+    stream[NameObject("/Type")] = NameObject("/EmbeddedFile")
+    return DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Filespec"),
+            NameObject("/UF"): TextStringObject(name),
+            NameObject("/EF"): DictionaryObject({NameObject("/F"): writer._add_object(stream)}),
+        }
+    )
+
+
+def test_files_embedded_in_action_file_specifications_are_extracted() -> None:
+    """The bytes travel inside the PDF though no name tree lists them: a launched file
+    (the open action) and a remote file a bookmark opens."""
+    writer = blank_pdf()
+    launched = embedded_spec(writer, "清单.txt", f"客户 张三 身份证 {ID}\n".encode())
+    writer._root_object[NameObject("/OpenAction")] = action("Launch", F=launched)
+    remote = embedded_spec(writer, "附件.txt", f"证件号码 {ID2}\n".encode("gbk"))
+    writer.add_outline_item(title="附件", page_number=0)
+    first = writer._root_object["/Outlines"]["/First"].get_object()
+    first[NameObject("/A")] = action("GoToR", F=remote, D=ArrayObject([NumberObject(0)]))
+    _, problems, findings = run(saved(writer), "e.pdf")
+    assert problems == []
+    assert ids_at(findings) == [
+        "e.pdf › action file 清单.txt",
+        "e.pdf › outline file 附件.txt",
+    ]
