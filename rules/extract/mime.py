@@ -131,11 +131,6 @@ def _is_content(name: str) -> bool:
     return name not in _MACHINE_HEADERS and not name.startswith(_MACHINE_PREFIXES)
 
 
-def _filename(part: Message) -> str:
-    names = _file_names(part)
-    return names[0] if names else ""
-
-
 def _file_names(part: Message) -> list[str]:
     """Content-Disposition's filename, then Content-Type's name if it differs: clients
     show one, but both travel, so a second name is scanned as well."""
@@ -188,7 +183,8 @@ def _entity(
     """Bodies and attachments of `part`, body part `number` ("" for the message itself,
     whose header _headers reads); attachment names are added to `named`."""
     ctype = part.get_content_type()
-    filename = _filename(part) if not part.is_multipart() or ctype == "message/rfc822" else ""
+    names = _file_names(part) if not part.is_multipart() or ctype == "message/rfc822" else []
+    filename = names[0] if names else ""
     if number and (headers := _part_headers(part, number, filename, item)):
         yield headers
     if ctype == "message/rfc822":
@@ -196,7 +192,7 @@ def _entity(
         if isinstance(inner, list) and inner:
             label = f"attachment {filename or 'message'}"
             # a forwarded message's file name is the sender's words too
-            named += [(name, item.at(label)) for name in _file_names(part)]
+            named += [(name, item.at(label)) for name in names]
             yield from walk.nested_parsed(
                 item, item.at(label), lambda it: _message(inner[0], it, walk)
             )
@@ -224,7 +220,7 @@ def _entity(
         return
     content_type = f"{ctype}; charset={charset}" if charset else ctype
     location = item.at(f"attachment {filename or f'unnamed {ctype}'}")
-    named += [(name, location) for name in _file_names(part)]
+    named += [(name, location) for name in names]
     yield from walk.nested(item, _payload(part), filename, content_type, location)
 
 
