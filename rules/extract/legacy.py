@@ -27,9 +27,8 @@ from rules.findings import ENCRYPTED_ARCHIVE, UNINSPECTABLE, Part, Problem
 from . import sniff
 from .charset import codec_for, decode_name, decode_text
 from .compress import DEFLATE, decompress
-from .item import join_location
 from .limits import BudgetExhausted, ExtractionError, size_text
-from .names import names_part
+from .names import labelled_part, names_part
 
 if TYPE_CHECKING:
     from .item import Item
@@ -165,11 +164,7 @@ def _document(cf: _Compound, base: OlePath, item: Item) -> Iterator[Part | Probl
         return
     if contents.runs:
         yield Part(item.at("legacy doc text"), "\n".join(contents.runs))
-    location = item.at("document properties")
-    lines = [
-        (f"{name}: {text}", join_location(location, name)) for name, text in contents.properties
-    ]
-    if part := names_part(location, lines):
+    if part := labelled_part(item.at("document properties"), contents.properties):
         yield part
     yield from _embedded(cf, contents.objects, item)
     if contents.ppt:

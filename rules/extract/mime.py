@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from rules.findings import UNINSPECTABLE, Part, Problem
 
 from .charset import decode_text
-from .names import names_part
+from .names import labelled_part, names_part
 
 if TYPE_CHECKING:
     from .item import Item
@@ -96,10 +96,7 @@ def _headers(msg: Message, item: Item) -> Iterator[Part]:
         if (lower := name.lower()) not in usual and _is_content(lower)
     ]
     fields += _written_parameters(msg)
-    lines = [
-        (f"{name}: {' '.join(value.split())}", f"{location} › {name}") for name, value in fields
-    ]
-    if part := names_part(location, lines):
+    if part := labelled_part(location, ((name, " ".join(v.split())) for name, v in fields)):
         yield part
 
 
@@ -163,13 +160,9 @@ def _part_headers(part: Message, number: str, filename: str, item: Item) -> Part
         return None  # only structural fields: their values are not even decoded
     location = item.at(f"part {number} › headers")
     filename = " ".join(filename.split())
-    lines = []
     fields = [(n, _header_text(str(v))) for n, v in part.raw_items() if _is_content(n.lower())]
-    for name, value in fields + parameters:
-        text = " ".join(value.split())
-        if text and text != filename:
-            lines.append((f"{name}: {text}", f"{location} › {name}"))
-    return names_part(location, lines)
+    written = [(name, " ".join(value.split())) for name, value in fields + parameters]
+    return labelled_part(location, [(n, t) for n, t in written if t and t != filename])
 
 
 def _entity(

@@ -6,8 +6,11 @@ no readable content, yet its name alone discloses an ID.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rules.findings import Part, Segment
 
+from .item import join_location
 from .limits import MAX_SEGMENTS
 
 
@@ -26,3 +29,13 @@ def names_part(location: str, named: list[tuple[str, str]], sep: str = "\n") -> 
         segments.append(Segment(offset, at))
         offset += len(name) + len(sep)
     return Part(location, sep.join(name for name, _ in named), tuple(segments))
+
+
+def labelled_part(location: str, entries: Iterable[tuple[str, str]]) -> Part | None:
+    """One Part of "label: text" lines (the text alone where there is no label), each
+    line's Segment at `location › label`: properties, variables, header fields."""
+    lines = [
+        (f"{label}: {text}" if label else text, join_location(location, label))
+        for label, text in entries
+    ]
+    return names_part(location, lines)

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 from rules.findings import Part, Problem
 
 from . import ooxml_parts, spreadsheet
-from .item import join_location
 from .limits import ExtractionError
-from .names import names_part
+from .names import labelled_part, names_part
 from .xmlstream import attribute, or_problem, parse_part
 from .zipfiles import SizedZipFile, is_encrypted, read_member, walk_member
 
@@ -228,8 +227,7 @@ def _properties(
             yield problem
             continue
         found += collector.found
-    lines = [(f"{label}: {value}", join_location(location, label)) for label, value in found]
-    if part := names_part(location, lines):
+    if part := labelled_part(location, found):
         yield part
 
 
@@ -260,9 +258,7 @@ def _variables(
     if problem is not None:
         yield problem
         return
-    location = item.at(label)
-    lines = [(f"{n}: {v}", join_location(location, n)) for n, v in collector.found]
-    if part := names_part(location, lines):
+    if part := labelled_part(item.at(label), collector.found):
         yield part
 
 

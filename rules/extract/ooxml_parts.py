@@ -51,10 +51,9 @@ _SKIP = re.compile(
 )
 _RUN_TEXT = frozenset({"t", "delText"})  # w:t, a:t and spreadsheet rich text <r><t>
 _SPACES = re.compile(r"\s+")  # HTML: a run of white space shows as one space
-# VML text in attributes: WordArt (a Word watermark's text), a picture's title
-# (often its file name), a shape's alternative text.
-# Text an element holds in attributes: VML (WordArt, picture titles, alt text) and
-# DrawingML's alt text (docPr in Word, cNvPr in slides, sheet drawings and pictures).
+# Text an element holds in attributes: VML (WordArt, a Word watermark's text; a
+# picture's title, often its file name; a shape's alt text) and DrawingML's alt text
+# (docPr in Word, cNvPr in slides, sheet drawings and pictures).
 TEXT_ATTRIBUTES = {
     "textpath": ("string",),
     "imagedata": ("title",),

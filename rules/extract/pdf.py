@@ -24,9 +24,8 @@ from pypdf.generic import ArrayObject, ByteStringObject, DictionaryObject, PdfOb
 from rules.findings import ENCRYPTED_ARCHIVE, UNINSPECTABLE, Part, Problem
 
 from .charset import decode_text
-from .item import join_location
 from .limits import ExtractionError
-from .names import names_part
+from .names import labelled_part, names_part
 from .pdf_revisions import earlier_pages
 
 if TYPE_CHECKING:
@@ -113,11 +112,7 @@ def _piece(location: str, what: str, read: Callable[[], Entries]) -> Iterator[Pa
     except Exception as exc:  # a broken dictionary must not hide what was already read
         yield Problem(UNINSPECTABLE, location, f"{what} unreadable ({type(exc).__name__})")
         return
-    lines = [
-        (f"{label}: {text}" if label else text, join_location(location, label))
-        for label, text in entries
-    ]
-    if part := names_part(location, lines):
+    if part := labelled_part(location, entries):
         yield part
 
 
