@@ -373,10 +373,10 @@ def _package(native: bytes) -> _Payload | None:
         with contextlib.suppress(_Short):  # only newer packagers write them, exact
             wide = reader.utf16(), reader.utf16(), reader.utf16()
             temp, label, path = (w or a for w, a in zip(wide, (temp, label, path), strict=True))
-    name = _base_name(path) or _base_name(temp) or label
+    name = sniff.base_name(path) or sniff.base_name(temp) or label
     label = label or name or "package"
     candidates = [(label, ""), (path, " (original path)")]
-    if _base_name(temp) != _base_name(path):  # else only the packager's folder is new
+    if sniff.base_name(temp) != sniff.base_name(path):  # else only the packager's folder is new
         candidates.append((temp, " (temp path)"))
     return _Payload(label, data=data, name=name, names=_distinct(candidates), problem=problem)
 
@@ -389,10 +389,6 @@ def _distinct(candidates: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
         for i, (text, what) in enumerate(candidates)
         if text and text not in texts[:i] and not any(text in t and text != t for t in texts)
     )
-
-
-def _base_name(path: str) -> str:
-    return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _embedded(cf: _Compound, objects: list[_Object], item: Item) -> Iterator[Part | Problem]:

@@ -64,8 +64,13 @@ def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+def base_name(path: str) -> str:
+    """The last part of a path written with "/" or "\\"."""
+    return path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+
+
 def extension(name: str) -> str:
-    base = name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    base = base_name(name)
     return base.rsplit(".", 1)[-1].lower() if "." in base else ""
 
 
